@@ -1,0 +1,29 @@
+# Everything runs inside .venv; `make run` and `make test` create it on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+CONFIG ?= conf/switch.toml
+
+.PHONY: run test lint bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,lint]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	exec ./scripts/run.sh $(CONFIG)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check switch simulators tests bench
+	$(VENV)/bin/mypy --strict switch
+
+clean:
+	rm -rf $(VENV) var build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Sans-IO wire codecs, one module per network format (no Twisted imports here)."""
