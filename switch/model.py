@@ -102,6 +102,7 @@ FIELD_CODES: Final[Mapping[str, str]] = {
     "weight": "WGT",
     "misc": "MIS",
     "caution": "CMC",
+    "ori": "ORI",  # entering agency of a non-warrant record (switch/formats/fields.py)
     # record details the simulators return (codes of our own where NCIC has none we need)
     "status": "STA",
     "expires": "EXP",
