@@ -1,0 +1,300 @@
+"""The inquiry engine: fan an inquiry out to its networks, correlate, time out, deliver.
+
+It decides nothing itself (that is :mod:`switch.routing.inquiries`) and owns no socket
+(that is the link layer): it ties the links, the audit and the terminals' mailboxes
+together with the timers of DESIGN §6. Inquiries are never queued: a network whose link
+is not up answers ``unavailable`` at once, because a stale check is worse than none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python.failure import Failure
+
+from switch.audit.interface import AuditSink
+from switch.model import Inquiry, Notice, Reply, new_id
+from switch.routing.inquiries import InquiryProgress, is_urgent
+from switch.views import inquiry_json, record_ids, reply_json
+
+log = structlog.get_logger("switch.inquiry")
+
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+#: The verbatim text of answers the gateway makes up itself (never empty, DESIGN §3).
+UNAVAILABLE_TEXT = "NETWORK UNAVAILABLE - NO INQUIRY SENT"
+TIMEOUT_TEXT = "NO RESPONSE FROM NETWORK WITHIN TIME LIMIT"
+
+
+class LinkPort(Protocol):
+    """What the engine needs of the link layer."""
+
+    def is_up(self, name: str) -> bool: ...
+
+    def send(self, name: str, message: Inquiry) -> Deferred[None]:
+        """Fires on ACK; fails on NAK, ACK timeout, link down or a full window."""
+        ...
+
+
+class MailboxPort(Protocol):
+    """A terminal's durable mailbox; ``put`` fires with the item's sequence number once
+    committed (the SSE ``id:``), and pushes it to the terminal's live streams."""
+
+    def put(self, terminal: str, kind: str, item: Mapping[str, Any]) -> Deferred[int]: ...
+
+
+class ControlNumbers:
+    """State control numbers: ``S`` + 9 of [A-Z0-9], unique among outstanding inquiries.
+
+    A random start per process keeps a restarted gateway from reusing the numbers of
+    answers still on their way from before the restart.
+    """
+
+    def __init__(self, start: int | None = None) -> None:
+        first = int.from_bytes(os.urandom(5), "big") if start is None else start
+        self._counter = itertools.count(first)
+
+    def __call__(self) -> str:
+        n = next(self._counter) % 36**9
+        digits = []
+        for _ in range(9):
+            n, d = divmod(n, 36)
+            digits.append(_BASE36[d])
+        return "S" + "".join(reversed(digits))
+
+
+@dataclass
+class _Pending:
+    progress: InquiryProgress
+    inquiry: Inquiry
+    terminal: str
+    timers: dict[str, IDelayedCall]
+    controls: dict[str, str]  # link -> control number
+    waiters: list[Deferred[InquiryProgress]]
+
+
+class InquiryEngine:
+    """Runs inquiries; ``on_reply`` is the link layer's callback for answers."""
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        links: LinkPort,
+        audit: AuditSink,
+        mailbox: MailboxPort,
+        *,
+        timeout: float = 30.0,
+        retain: float = 3600.0,
+        ids: Callable[[], str] = new_id,
+        controls: Callable[[], str] | None = None,
+        on_outcome: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._links = links
+        self._audit = audit
+        self._mailbox = mailbox
+        self._timeout = timeout
+        self._retain = retain  # keep a complete inquiry correlatable for late replies
+        self._ids = ids
+        self._controls = controls or ControlNumbers()
+        self._on_outcome = on_outcome
+        self._inquiries: dict[str, _Pending] = {}
+        self._by_control: dict[tuple[str, str], str] = {}
+
+    # ------------------------------------------------------------------ submit / query
+
+    async def submit(self, inquiry: Inquiry, terminal: str) -> InquiryProgress:
+        """Audit the inquiry (fails with AuditUnavailable: nothing is sent), then fan out."""
+        origin = inquiry.origin
+        await self._audit.record(
+            "inquiry",
+            {
+                "id": inquiry.id,
+                "terminal": terminal,
+                "operator": origin.operator,
+                "ori": origin.ori,
+                "purpose": inquiry.purpose,
+                "requester": inquiry.requester,
+                "recipient": inquiry.recipient,
+                "subject": inquiry.subject,
+                "fields": dict(inquiry.fields),
+                "networks": list(inquiry.networks),
+            },
+        )
+        pending = _Pending(
+            progress=InquiryProgress(inquiry.id, inquiry.networks),
+            inquiry=inquiry,
+            terminal=terminal,
+            timers={},
+            controls={},
+            waiters=[],
+        )
+        self._inquiries[inquiry.id] = pending
+        log.info("inquiry.accepted", inquiry=inquiry.id, networks=list(inquiry.networks))
+        for link in inquiry.networks:
+            self._dispatch(pending, link)
+        return pending.progress
+
+    def get(self, inquiry_id: str, terminal: str) -> InquiryProgress | None:
+        """The inquiry if it belongs to ``terminal`` (another terminal's is "not found")."""
+        pending = self._inquiries.get(inquiry_id)
+        if pending is None or pending.terminal != terminal:
+            return None
+        return pending.progress
+
+    def wait(self, inquiry_id: str, seconds: float) -> Deferred[InquiryProgress]:
+        """Fires with the progress when complete or after ``seconds``, whichever is first."""
+        pending = self._inquiries[inquiry_id]
+        if pending.progress.complete or seconds <= 0:
+            return succeed(pending.progress)
+        d: Deferred[InquiryProgress] = Deferred()
+        pending.waiters.append(d)
+
+        def expire() -> None:
+            if d in pending.waiters:
+                pending.waiters.remove(d)
+                d.callback(pending.progress)
+
+        call = self._clock.callLater(seconds, expire)
+        d.addBoth(_cancel_then(call))
+        return d
+
+    # ------------------------------------------------------------------ fan-out
+
+    def _dispatch(self, pending: _Pending, link: str) -> None:
+        if not self._links.is_up(link):
+            self._answer_locally(pending, link, "unavailable", UNAVAILABLE_TEXT)
+            return
+        control = self._controls()
+        pending.controls[link] = control
+        self._by_control[(link, control)] = pending.inquiry.id
+        message = dataclasses.replace(pending.inquiry, control=control)
+        pending.timers[link] = self._clock.callLater(
+            self._timeout, self._answer_locally, pending, link, "timeout", TIMEOUT_TEXT
+        )
+        d = self._links.send(link, message)
+        d.addErrback(self._send_failed, pending, link)
+
+    def _send_failed(self, failure: Failure, pending: _Pending, link: str) -> None:
+        name = type(failure.value).__name__
+        if name == "AckTimeout":
+            return  # the network may still answer; the reply timer decides
+        log.warning("inquiry.send_failed", inquiry=pending.inquiry.id, link=link, error=name)
+        if name == "LinkNak":
+            text = f"REJECTED BY NETWORK: {getattr(failure.value, 'text', '')}".strip()
+            self._answer_locally(pending, link, "error", text)
+        else:
+            self._answer_locally(pending, link, "unavailable", UNAVAILABLE_TEXT)
+
+    def _answer_locally(self, pending: _Pending, link: str, status: str, text: str) -> None:
+        if link in pending.progress.replies:
+            return
+        reply = Reply(
+            id=self._ids(), network=link, status=status, text=text, in_reply_to=pending.inquiry.id
+        )
+        d = self._accept(pending, reply)
+        d.addErrback(self._log_failure, pending.inquiry.id, link)
+
+    @staticmethod
+    def _log_failure(failure: Failure, inquiry_id: str, link: str) -> None:
+        log.error("inquiry.answer_failed", inquiry=inquiry_id, link=link, error=str(failure.value))
+
+    # ------------------------------------------------------------------ answers
+
+    def on_reply(self, link: str, message: Reply | Notice) -> Deferred[None]:
+        """Correlate one answer from ``link``; fires once it is audited and in the mailbox
+        (the link ACKs only then). Unknown answers are audited and dropped, not retried."""
+        inquiry_id = message.in_reply_to
+        control = message.control if isinstance(message, Reply) else None
+        if control is not None and (inquiry_id is None or inquiry_id not in self._inquiries):
+            inquiry_id = self._by_control.get((link, control))
+        pending = self._inquiries.get(inquiry_id) if inquiry_id else None
+        if pending is None:
+            log.warning("inquiry.unmatched_reply", link=link, reply=message.id)
+            return self._audit.record(
+                "reply.unmatched", {"network": link, "reply": message.id, "re": inquiry_id}
+            ).addCallback(lambda _: None)
+        if isinstance(message, Notice):
+            reply = Reply(
+                id=message.id,
+                network=link,
+                status="error",
+                text=message.text or f"NETWORK ERROR {message.code}",
+                in_reply_to=pending.inquiry.id,
+            )
+        else:
+            reply = dataclasses.replace(message, network=link, in_reply_to=pending.inquiry.id)
+        return self._accept(pending, reply)
+
+    def _accept(self, pending: _Pending, reply: Reply) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._accept_async(pending, reply))
+
+    async def _accept_async(self, pending: _Pending, reply: Reply) -> None:
+        link = reply.network
+        fresh = pending.progress.add(reply)
+        timer = pending.timers.pop(link, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        await self._audit.record(
+            "reply",
+            {
+                "inquiry": pending.inquiry.id,
+                "terminal": pending.terminal,
+                "network": link,
+                "reply": reply.id,
+                "status": reply.status,
+                "late": not fresh,
+                "records": record_ids(reply.records),
+            },
+        )
+        if fresh and self._on_outcome is not None:
+            self._on_outcome(link, reply.status)
+        item = {"inquiry": pending.inquiry.id, "late": not fresh, **reply_json(reply)}
+        await self._mailbox.put(pending.terminal, "reply", item)
+        log.info(
+            "inquiry.reply",
+            inquiry=pending.inquiry.id,
+            link=link,
+            status=reply.status,
+            urgent=is_urgent(reply),
+            late=not fresh,
+        )
+        if fresh and pending.progress.complete:
+            self._finish(pending)
+            await self._mailbox.put(
+                pending.terminal, "inquiry_complete", inquiry_json(pending.progress)
+            )
+
+    def _finish(self, pending: _Pending) -> None:
+        self._clock.callLater(self._retain, self.forget, pending.inquiry.id)
+        waiters, pending.waiters = pending.waiters, []
+        for d in waiters:
+            d.callback(pending.progress)
+        log.info("inquiry.complete", inquiry=pending.inquiry.id)
+
+    def forget(self, inquiry_id: str) -> None:
+        """Drop a finished inquiry from memory (results live on in the store and audit)."""
+        pending = self._inquiries.pop(inquiry_id, None)
+        if pending is not None:
+            for link, control in pending.controls.items():
+                self._by_control.pop((link, control), None)
+            for timer in pending.timers.values():
+                if timer.active():
+                    timer.cancel()
+
+
+def _cancel_then(call: IDelayedCall) -> Callable[[Any], Any]:
+    def passthrough(result: Any) -> Any:
+        if call.active():
+            call.cancel()
+        return result
+
+    return passthrough

@@ -1,0 +1,153 @@
+"""The inquiry engine with fake links, an in-memory audit and mailbox, and task.Clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+
+from switch.audit.interface import AuditUnavailable, MemoryAudit
+from switch.inquiry import InquiryEngine
+from switch.model import Inquiry, Notice, Origin, Record, Reply, Warrant
+
+
+class LinkDown(Exception):
+    pass
+
+
+class FakeLinks:
+    def __init__(self, up: set[str]) -> None:
+        self.up = up
+        self.sent: list[tuple[str, Inquiry]] = []
+        self.fail_with: dict[str, Exception] = {}
+
+    def is_up(self, name: str) -> bool:
+        return name in self.up
+
+    def send(self, name: str, message: Inquiry) -> Deferred[None]:
+        self.sent.append((name, message))
+        if name in self.fail_with:
+            return fail(self.fail_with[name])
+        return succeed(None)
+
+
+class FakeMailbox:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, dict[str, Any]]] = []
+
+    def put(self, terminal: str, kind: str, item: Mapping[str, Any]) -> Deferred[int]:
+        self.items.append((terminal, kind, dict(item)))
+        return succeed(len(self.items))
+
+
+def _inquiry(networks: tuple[str, ...]) -> Inquiry:
+    return Inquiry(
+        id="Q1",
+        subject="person",
+        fields={"name": "DOE, JOHN A", "dob": "1980-01-01"},
+        origin=Origin("MO0380100", "DISPATCH1", "demo"),
+        networks=networks,
+    )
+
+
+def _engine(up: set[str]) -> tuple[InquiryEngine, FakeLinks, MemoryAudit, FakeMailbox, Clock]:
+    clock, links, audit, box = Clock(), FakeLinks(up), MemoryAudit(), FakeMailbox()
+    engine = InquiryEngine(clock, links, audit, box, timeout=30.0)
+    return engine, links, audit, box, clock
+
+
+def _hit(network: str, **kw: Any) -> Reply:
+    rec = Record("wanted_person", {"name": "DOE, JOHN A"}, ("armed_and_dangerous",), Warrant("W1"))
+    return Reply(id=f"R{network}", network=network, status="hit", text="HIT", records=(rec,), **kw)
+
+
+@pytest.mark.usefixtures("reactor")
+def test_fan_out_correlate_and_complete() -> None:
+    """Each up link gets the inquiry with a control number; replies by id or control
+    complete it; the mailbox gets a reply event each and one inquiry_complete."""
+    engine, links, audit, box, _clock = _engine({"local", "state"})
+    d = Deferred.fromCoroutine(engine.submit(_inquiry(("local", "state")), "DISPATCH1"))
+    progress = d.result
+    assert [n for n, _ in links.sent] == ["local", "state"]
+    controls = {n: m.control for n, m in links.sent}
+    assert all(c and c.startswith("S") and len(c) == 10 for c in controls.values())
+    waiter = engine.wait("Q1", 10)
+    engine.on_reply("local", _hit("local", in_reply_to="Q1"))
+    assert not progress.complete and not waiter.called
+    state_reply = Reply(
+        id="T1", network="state", status="no_record", text="NO", control=controls["state"]
+    )
+    engine.on_reply("state", state_reply)
+    assert progress.complete and waiter.called
+    kinds = [k for _, k, _ in box.items]
+    assert kinds == ["reply", "reply", "inquiry_complete"]
+    complete = box.items[-1][2]
+    assert complete["summary"]["urgent"] is True
+    assert complete["replies"][0]["network"] == "local"  # urgent hit first
+    assert [e for e, _ in audit.events] == ["inquiry", "reply", "reply"]
+
+
+@pytest.mark.usefixtures("reactor")
+def test_down_link_answers_unavailable_at_once() -> None:
+    """A network whose link is not up answers 'unavailable' without sending anything."""
+    engine, links, _audit, _box, _clock = _engine({"local"})
+    progress = Deferred.fromCoroutine(engine.submit(_inquiry(("local", "national")), "T")).result
+    assert [n for n, _ in links.sent] == ["local"]
+    assert progress.replies["national"].status == "unavailable"
+    assert progress.replies["national"].text
+
+
+@pytest.mark.usefixtures("reactor")
+def test_timeout_then_late_reply_is_still_delivered() -> None:
+    """No answer in 30 s -> 'timeout'; a later answer is audited and delivered as late."""
+    engine, _links, audit, box, clock = _engine({"national"})
+    progress = Deferred.fromCoroutine(engine.submit(_inquiry(("national",)), "T")).result
+    clock.advance(29.9)
+    assert not progress.complete
+    clock.advance(0.2)
+    assert progress.complete and progress.replies["national"].status == "timeout"
+    engine.on_reply("national", _hit("national", in_reply_to="Q1"))
+    assert progress.replies["national"].status == "timeout"
+    late = [i for _, k, i in box.items if k == "reply" and i["late"]]
+    assert len(late) == 1 and late[0]["status"] == "hit"
+    assert audit.of("reply")[-1]["late"] is True
+
+
+@pytest.mark.usefixtures("reactor")
+def test_send_failures_become_answers() -> None:
+    """A refused send answers 'unavailable'; an ER notice answers 'error'."""
+    engine, links, _audit, _box, _clock = _engine({"local", "regional"})
+    links.fail_with["local"] = LinkDown()
+    progress = Deferred.fromCoroutine(engine.submit(_inquiry(("local", "regional")), "T")).result
+    assert progress.replies["local"].status == "unavailable"
+    engine.on_reply(
+        "regional",
+        Notice(id="E1", key="ER", from_ori="MO0480000", code=22, text="INVALID", in_reply_to="Q1"),
+    )
+    assert progress.replies["regional"].status == "error"
+
+
+@pytest.mark.usefixtures("reactor")
+def test_audit_failure_sends_nothing() -> None:
+    """If the inquiry cannot be audited it is refused and no network is asked."""
+    engine, links, audit, _box, _clock = _engine({"local"})
+    audit.fail = True
+    d = Deferred.fromCoroutine(engine.submit(_inquiry(("local",)), "T"))
+    assert isinstance(d.result.value, AuditUnavailable)
+    d.addErrback(lambda _: None)
+    assert links.sent == []
+
+
+@pytest.mark.usefixtures("reactor")
+def test_other_terminal_cannot_see_inquiry_and_unmatched_reply_is_audited() -> None:
+    """get() hides another terminal's inquiry; an unknown reply is audited, not delivered."""
+    engine, _links, audit, box, _clock = _engine({"local"})
+    Deferred.fromCoroutine(engine.submit(_inquiry(("local",)), "DISPATCH1"))
+    assert engine.get("Q1", "RECORDS1") is None
+    assert engine.get("Q1", "DISPATCH1") is not None
+    engine.on_reply("local", _hit("local", in_reply_to="NOPE"))
+    assert audit.of("reply.unmatched")
+    assert box.items == []
