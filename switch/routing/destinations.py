@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from switch.config import DestinationRule
+from switch.config import BROADCAST_CODES, DestinationRule
 from switch.model import STATE_CODES, ValidationError, is_ori
 
-BROADCAST_CODES = frozenset({"REG", "STATE"})
 MAX_AREA_DESTINATIONS = 5  # state or region codes per message
 MAX_YQ_ORIS = 3
 
