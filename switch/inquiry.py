@@ -138,7 +138,7 @@ class InquiryEngine:
             waiters=[],
         )
         self._inquiries[inquiry.id] = pending
-        log.info("inquiry.accepted", inquiry=inquiry.id, networks=list(inquiry.networks))
+        log.info("inquiry.accepted", inquiry_id=inquiry.id, count=len(inquiry.networks))
         for link in inquiry.networks:
             self._dispatch(pending, link)
         return pending.progress
@@ -187,7 +187,7 @@ class InquiryEngine:
         name = type(failure.value).__name__
         if name == "AckTimeout":
             return  # the network may still answer; the reply timer decides
-        log.warning("inquiry.send_failed", inquiry=pending.inquiry.id, link=link, error=name)
+        log.warning("inquiry.send_failed", inquiry_id=pending.inquiry.id, link=link, error=name)
         if name == "LinkNak":
             text = f"REJECTED BY NETWORK: {getattr(failure.value, 'text', '')}".strip()
             self._answer_locally(pending, link, "error", text)
@@ -205,7 +205,9 @@ class InquiryEngine:
 
     @staticmethod
     def _log_failure(failure: Failure, inquiry_id: str, link: str) -> None:
-        log.error("inquiry.answer_failed", inquiry=inquiry_id, link=link, error=str(failure.value))
+        log.error(
+            "inquiry.answer_failed", inquiry_id=inquiry_id, link=link, error=str(failure.value)
+        )
 
     # ------------------------------------------------------------------ answers
 
@@ -218,7 +220,7 @@ class InquiryEngine:
             inquiry_id = self._by_control.get((link, control))
         pending = self._inquiries.get(inquiry_id) if inquiry_id else None
         if pending is None:
-            log.warning("inquiry.unmatched_reply", link=link, reply=message.id)
+            log.warning("inquiry.unmatched_reply", link=link, message_id=message.id)
             return self._audit.record(
                 "reply.unmatched", {"network": link, "reply": message.id, "re": inquiry_id}
             ).addCallback(lambda _: None)
@@ -261,11 +263,10 @@ class InquiryEngine:
         await self._mailbox.put(pending.terminal, "reply", item)
         log.info(
             "inquiry.reply",
-            inquiry=pending.inquiry.id,
+            inquiry_id=pending.inquiry.id,
             link=link,
             status=reply.status,
-            urgent=is_urgent(reply),
-            late=not fresh,
+            outcome="urgent" if is_urgent(reply) else ("late" if not fresh else "on_time"),
         )
         if fresh and pending.progress.complete:
             self._finish(pending)
@@ -278,7 +279,7 @@ class InquiryEngine:
         waiters, pending.waiters = pending.waiters, []
         for d in waiters:
             d.callback(pending.progress)
-        log.info("inquiry.complete", inquiry=pending.inquiry.id)
+        log.info("inquiry.complete", inquiry_id=pending.inquiry.id)
 
     def forget(self, inquiry_id: str) -> None:
         """Drop a finished inquiry from memory (results live on in the store and audit)."""
