@@ -1,0 +1,82 @@
+"""Duplicate memory for what the networks send us (DESIGN §4).
+
+A repeated id on a link is a duplicate: the link ACKs it again and does not hand it up a
+second time. Keys are ``(link, id)``; entries live for the teletype TTL + 1 h (25 h by
+default). The link only sees the :class:`DuplicateMemory` seam: this module's in-memory
+implementation serves until the store makes the memory durable (same interface, so the
+link does not change). Methods return Deferreds because the durable one reads SQLite off
+the reactor thread.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from twisted.internet.defer import Deferred, succeed
+
+DEFAULT_TTL: Final = 25 * 3600.0
+#: Bound on the in-memory table so that a hostile network sending fresh ids as fast as it
+#: can still cannot grow it without limit (oldest entries go first).
+DEFAULT_MAX_ENTRIES: Final = 1_000_000
+
+
+class DuplicateMemory(Protocol):
+    """Remembers which ids each link has already accepted."""
+
+    def seen(self, link: str, msg_id: str) -> Deferred[bool]:
+        """Fires True when ``(link, msg_id)`` was remembered and has not expired."""
+        ...
+
+    def remember(self, link: str, msg_id: str) -> Deferred[None]:
+        """Record ``(link, msg_id)`` as accepted; fires once it is durable."""
+        ...
+
+
+class MemoryDuplicates:
+    """In-memory :class:`DuplicateMemory` with expiry by an injected clock.
+
+    Entries expire ``ttl`` seconds after they were remembered. Because the TTL is the same
+    for every entry, insertion order is expiry order: an ``OrderedDict`` purges from its
+    head in O(expired) on every call, so there is no periodic sweep to schedule.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        ttl: float = DEFAULT_TTL,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        self._now = clock
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _purge(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            key, expires = next(iter(entries.items()))
+            if expires > now:
+                break
+            del entries[key]
+
+    def seen(self, link: str, msg_id: str) -> Deferred[bool]:
+        now = self._now()
+        self._purge(now)
+        expires = self._entries.get((link, msg_id))
+        return succeed(expires is not None and expires > now)
+
+    def remember(self, link: str, msg_id: str) -> Deferred[None]:
+        now = self._now()
+        self._purge(now)
+        key = (link, msg_id)
+        # Re-remembering moves the entry to the tail, keeping insertion == expiry order.
+        self._entries.pop(key, None)
+        self._entries[key] = now + self._ttl
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return succeed(None)
