@@ -41,3 +41,18 @@ def _fail_on_lost_errors() -> Iterator[None]:
         globalLogPublisher.removeObserver(observer)
     if lost:
         pytest.fail("error lost in a Deferred:\n" + "\n".join(lost))
+
+
+# CI runs hypothesis derandomized (the same examples every run, so a red CI is always
+# reproducible); developers' runs stay random and keep finding new cases.
+def _hypothesis_profiles() -> None:
+    import os
+
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+
+
+_hypothesis_profiles()

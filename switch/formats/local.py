@@ -349,7 +349,7 @@ class LocalCodec:
         kind = obj.get("t")
         raw_id = obj.get("id")
         msg_id = ""
-        if kind not in _CONTROL_TYPES and isinstance(raw_id, str):
+        if (not isinstance(kind, str) or kind not in _CONTROL_TYPES) and isinstance(raw_id, str):
             try:
                 msg_id = validate_id(raw_id)
             except ValidationError:

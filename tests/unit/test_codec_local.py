@@ -182,6 +182,7 @@ def test_decode_hit_false_is_no_record() -> None:
             "R1",
         ),
         (b'{"t": "ack"}\n', 22, ""),
+        (b'{"t": ["query"], "id": "A1"}\n', 22, "A1"),  # unhashable type once crashed decode
         (b'{"t": "nak", "id": "", "code": "10", "text": "X"}\n', 22, ""),
     ],
 )
