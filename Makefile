@@ -19,6 +19,7 @@ run: $(STAMP)
 	exec ./scripts/run.sh $(CONFIG)
 
 test: $(STAMP)
+	@./scripts/ensure-promtool.sh
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
