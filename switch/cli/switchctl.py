@@ -23,6 +23,9 @@ COMMAND_MODULES = [
     "switch.cli.cmd_init",
     "switch.cli.cmd_session",
     "switch.cli.cmd_audit",
+    "switch.cli.cmd_query",
+    "switch.cli.cmd_teletype",
+    "switch.cli.cmd_admin",
 ]
 
 #: ``--config`` default for every subcommand; ``SWITCH_CONFIG`` overrides it.
