@@ -9,6 +9,7 @@ only a stream whose framing is lost is dropped.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from typing import TYPE_CHECKING
 
 import structlog
@@ -28,10 +29,12 @@ from switch.model import (
     Inquiry,
     LogonResult,
     Nak,
+    Reply,
     WireMessage,
     is_application,
 )
 from switch.model import Ack as AckFrame
+from switch.protocols.transport import set_no_delay
 
 if TYPE_CHECKING:
     from .network import Network
@@ -51,6 +54,8 @@ REJECT_REASONS = {
 }
 #: A framer that keeps raising on an empty feed is broken: stop asking it.
 _MAX_FRAMER_RETRIES = 1000
+#: Un-ACKed messages we may have in flight on one session (DESIGN §4 default).
+WINDOW = 64
 
 
 class NetworkSession(Protocol):
@@ -61,6 +66,10 @@ class NetworkSession(Protocol):
         self.station: str | None = None
         self.frames_in = 0
         self.unacked_out: set[str] = set()
+        # Replies waiting for the gateway's ACK, and those held back by the window
+        # (DESIGN §4: at most WINDOW un-ACKed messages from a sender on a link).
+        self._replies_unacked: set[str] = set()
+        self._backlog: deque[Reply] = deque()
         self._timer: IDelayedCall | None = None
         self._pending: list[IDelayedCall] = []
         self._closing = False
@@ -70,6 +79,7 @@ class NetworkSession(Protocol):
     # ------------------------------------------------------------------ connection
 
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         self.codec = self.network.codec()
         self.framer = self.codec.framer()
         self.network.connections.add(self)
@@ -197,11 +207,11 @@ class NetworkSession(Protocol):
             self.close()
         elif message.kind == "ack":
             network.count("acks_in")
-            self.unacked_out.discard(message.id)
+            self._acked_out(message.id)
             network.acked(message.id)
         elif message.kind == "nak":
             network.count(f"naks_in.{message.code}")
-            self.unacked_out.discard(message.id)
+            self._acked_out(message.id)
             network.naked(message.id)
         elif message.kind == "heartbeat":
             network.count("heartbeats_in")
@@ -269,7 +279,21 @@ class NetworkSession(Protocol):
             log.exception("simulator.answer_failed", network=self.network.name)
             self.network.count("answer_failures")
             return
+        if len(self.unacked_out) + len(self._replies_unacked) >= WINDOW:
+            self.network.count("window_waits")
+            self._backlog.append(reply)
+            return
+        self._replies_unacked.add(reply.id)
         self.send(reply)
+
+    def _acked_out(self, msg_id: str) -> None:
+        """The gateway ACKed or NAKed one of ours: a window slot is free again."""
+        self.unacked_out.discard(msg_id)
+        self._replies_unacked.discard(msg_id)
+        while self._backlog and len(self.unacked_out) + len(self._replies_unacked) < WINDOW:
+            reply = self._backlog.popleft()
+            self._replies_unacked.add(reply.id)
+            self.send(reply)
 
     # ------------------------------------------------------------------ send
 

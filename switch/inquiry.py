@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from switch.audit.interface import AuditSink
 from switch.model import Inquiry, Notice, Reply, new_id
-from switch.routing.inquiries import InquiryProgress, is_urgent
+from switch.routing.inquiries import InquiryProgress
 from switch.views import inquiry_json, record_ids, reply_json
 
 log = structlog.get_logger("switch.inquiry")
@@ -49,6 +49,24 @@ class MailboxPort(Protocol):
     committed (the SSE ``id:``), and pushes it to the terminal's live streams."""
 
     def put(self, terminal: str, kind: str, item: Mapping[str, Any]) -> Deferred[int]: ...
+
+
+class InquiryMetrics(Protocol):
+    def reply(self, network: str, status: str, seconds: float | None, files: list[str]) -> None:
+        """One network answered (``seconds`` since sent, None if never sent)."""
+        ...
+
+    def inquiry_done(self, subject: str, outcome: str) -> None: ...
+
+
+def inquiry_outcome(progress: InquiryProgress) -> str:
+    """hit somewhere; no record anywhere; or incomplete (someone did not answer)."""
+    statuses = [r.status for r in progress.replies.values()]
+    if "hit" in statuses:
+        return "hit"
+    if all(s == "no_record" for s in statuses):
+        return "no_record"
+    return "incomplete"
 
 
 class ControlNumbers:
@@ -78,7 +96,10 @@ class _Pending:
     terminal: str
     timers: dict[str, IDelayedCall]
     controls: dict[str, str]  # link -> control number
+    sent_at: dict[str, float]
     waiters: list[Deferred[InquiryProgress]]
+    in_flight: int = 0  # answers being committed
+    completed: bool = False  # the inquiry_complete event was written
 
 
 class InquiryEngine:
@@ -95,7 +116,7 @@ class InquiryEngine:
         retain: float = 3600.0,
         ids: Callable[[], str] = new_id,
         controls: Callable[[], str] | None = None,
-        on_outcome: Callable[[str, str], None] | None = None,
+        metrics: InquiryMetrics | None = None,
     ) -> None:
         self._clock = clock
         self._links = links
@@ -105,7 +126,7 @@ class InquiryEngine:
         self._retain = retain  # keep a complete inquiry correlatable for late replies
         self._ids = ids
         self._controls = controls or ControlNumbers()
-        self._on_outcome = on_outcome
+        self._metrics = metrics
         self._inquiries: dict[str, _Pending] = {}
         self._by_control: dict[tuple[str, str], str] = {}
 
@@ -135,6 +156,7 @@ class InquiryEngine:
             terminal=terminal,
             timers={},
             controls={},
+            sent_at={},
             waiters=[],
         )
         self._inquiries[inquiry.id] = pending
@@ -142,6 +164,10 @@ class InquiryEngine:
         for link in inquiry.networks:
             self._dispatch(pending, link)
         return pending.progress
+
+    def knows(self, inquiry_id: str | None) -> bool:
+        """Is this an inquiry still in memory (for routing a network's ER to it)?"""
+        return inquiry_id is not None and inquiry_id in self._inquiries
 
     def get(self, inquiry_id: str, terminal: str) -> InquiryProgress | None:
         """The inquiry if it belongs to ``terminal`` (another terminal's is "not found")."""
@@ -180,6 +206,7 @@ class InquiryEngine:
         pending.timers[link] = self._clock.callLater(
             self._timeout, self._answer_locally, pending, link, "timeout", TIMEOUT_TEXT
         )
+        pending.sent_at[link] = self._clock.seconds()
         d = self._links.send(link, message)
         d.addErrback(self._send_failed, pending, link)
 
@@ -245,34 +272,41 @@ class InquiryEngine:
         timer = pending.timers.pop(link, None)
         if timer is not None and timer.active():
             timer.cancel()
-        await self._audit.record(
-            "reply",
-            {
-                "inquiry": pending.inquiry.id,
-                "terminal": pending.terminal,
-                "network": link,
-                "reply": reply.id,
-                "status": reply.status,
-                "late": not fresh,
-                "records": record_ids(reply.records),
-            },
-        )
-        if fresh and self._on_outcome is not None:
-            self._on_outcome(link, reply.status)
-        item = {"inquiry": pending.inquiry.id, "late": not fresh, **reply_json(reply)}
-        await self._mailbox.put(pending.terminal, "reply", item)
-        log.info(
-            "inquiry.reply",
-            inquiry_id=pending.inquiry.id,
-            link=link,
-            status=reply.status,
-            outcome="urgent" if is_urgent(reply) else ("late" if not fresh else "on_time"),
-        )
-        if fresh and pending.progress.complete:
-            self._finish(pending)
+        pending.in_flight += 1
+        try:
+            await self._audit.record(
+                "reply",
+                {
+                    "inquiry": pending.inquiry.id,
+                    "terminal": pending.terminal,
+                    "network": link,
+                    "reply": reply.id,
+                    "status": reply.status,
+                    "late": not fresh,
+                    "records": record_ids(reply.records),
+                },
+            )
+            if fresh and self._metrics is not None:
+                sent = pending.sent_at.get(link)
+                took = None if sent is None else self._clock.seconds() - sent
+                self._metrics.reply(link, reply.status, took, [r.file for r in reply.records])
+            item = {"inquiry": pending.inquiry.id, "late": not fresh, **reply_json(reply)}
+            await self._mailbox.put(pending.terminal, "reply", item)
+        finally:
+            pending.in_flight -= 1
+        log.debug("inquiry.reply", inquiry_id=pending.inquiry.id, link=link, status=reply.status)
+        # The last answer to land completes the inquiry, once: its event follows every
+        # reply event in the mailbox.
+        if pending.progress.complete and not pending.completed and pending.in_flight == 0:
+            pending.completed = True
+            if self._metrics is not None:
+                self._metrics.inquiry_done(
+                    pending.inquiry.subject, inquiry_outcome(pending.progress)
+                )
             await self._mailbox.put(
                 pending.terminal, "inquiry_complete", inquiry_json(pending.progress)
             )
+            self._finish(pending)
 
     def _finish(self, pending: _Pending) -> None:
         self._clock.callLater(self._retain, self.forget, pending.inquiry.id)

@@ -51,6 +51,11 @@ NAMES: Final = (
 )
 
 
+#: ``switch_inquiries_total{outcome}``: hit somewhere; no record anywhere; some network
+#: did not answer (error, timeout, unavailable) and none had a hit; refused by the API.
+INQUIRY_OUTCOMES: Final = ("hit", "no_record", "incomplete", "rejected")
+
+
 class Metrics:
     """The daemon's metrics. Attributes are the prometheus_client objects themselves."""
 
@@ -139,6 +144,25 @@ class Metrics:
             self.queue_depth.labels(link=link).set(0)
             self.queue_oldest_seconds.labels(link=link).set(0)
             self.reply_seconds.labels(network=network)
+
+    # Inquiry outcomes (switch.inquiry.InquiryMetrics protocol). The outcome label is a
+    # closed set; every subject/outcome series exists from start so that the first error
+    # of a kind is an increase that rate() and increase() can see.
+
+    def init_inquiries(self, subjects: Iterable[str]) -> None:
+        for subject in subjects:
+            for outcome in INQUIRY_OUTCOMES:
+                self.inquiries.labels(subject=subject, outcome=outcome)
+
+    def reply(self, network: str, status: str, seconds: float | None, files: list[str]) -> None:
+        if seconds is not None:
+            self.reply_seconds.labels(network=network).observe(seconds)
+        if status == "hit":
+            for file in files:
+                self.hits.labels(network=network, file=file).inc()
+
+    def inquiry_done(self, subject: str, outcome: str) -> None:
+        self.inquiries.labels(subject=subject, outcome=outcome).inc()
 
     # Small helpers for the session manager (switch.sessions.Metrics protocol).
 

@@ -169,6 +169,9 @@ class Response:
     raw: bytes | None = None
     content_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: A long-lived response (Server-Sent Events): called with the request once the
+    #: status and headers are set; it writes, and finishes the request, itself.
+    stream: Callable[[WebRequest], None] | None = None
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -601,6 +604,10 @@ class Api:
         request.setHeader(b"Cache-Control", b"no-store")
         for name, value in response.headers.items():
             request.setHeader(name.encode("ascii"), value.encode("ascii"))
+        if response.stream is not None:
+            request.setHeader(b"Content-Type", response.content_type.encode("ascii"))
+            response.stream(request)
+            return
         if response.raw is not None:
             data = response.raw
         elif response.body is not None:

@@ -63,6 +63,7 @@ from switch.model import (
     is_application,
 )
 from switch.protocols.dedup import DuplicateMemory, MemoryDuplicates
+from switch.protocols.transport import set_no_delay
 
 log = structlog.get_logger("switch.link")
 
@@ -243,6 +244,7 @@ class LinkProtocol(TwistedProtocol):
     def connectionMade(self) -> None:
         self.open = True
         assert self.transport is not None
+        set_no_delay(self.transport)
         self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         now = self.link.clock.seconds()
         self.last_rx = self.last_tx = now

@@ -151,3 +151,37 @@ def test_other_terminal_cannot_see_inquiry_and_unmatched_reply_is_audited() -> N
     engine.on_reply("local", _hit("local", in_reply_to="NOPE"))
     assert audit.of("reply.unmatched")
     assert box.items == []
+
+
+class SlowAudit(MemoryAudit):
+    """Commits only when the test says so, like a group commit under load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[Deferred[int]] = []
+
+    def record(self, event: str, fields: Mapping[str, object]) -> Deferred[int]:
+        self.events.append((event, dict(fields)))
+        if event == "inquiry":
+            return succeed(len(self.events))
+        d: Deferred[int] = Deferred()
+        self.pending.append(d)
+        return d
+
+
+@pytest.mark.usefixtures("reactor")
+def test_concurrent_answers_complete_the_inquiry_once() -> None:
+    """When several answers commit together, exactly one inquiry_complete is written,
+    after every reply event."""
+    clock, links, audit, box = Clock(), FakeLinks({"local", "state"}), SlowAudit(), FakeMailbox()
+    engine = InquiryEngine(clock, links, audit, box, timeout=30.0)
+    progress = Deferred.fromCoroutine(engine.submit(_inquiry(("local", "state")), "T")).result
+    waiter = engine.wait("Q1", 10)
+    engine.on_reply("local", _hit("local", in_reply_to="Q1"))
+    engine.on_reply("state", _hit("state", in_reply_to="Q1"))
+    assert progress.complete and not waiter.called
+    for d in audit.pending:
+        d.callback(1)
+    kinds = [k for _, k, _ in box.items]
+    assert kinds == ["reply", "reply", "inquiry_complete"]
+    assert waiter.called

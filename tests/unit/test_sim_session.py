@@ -186,3 +186,19 @@ def test_demo_destinations() -> None:
     assert serves("state", "MO0950000") and serves("state", "STATE")
     assert serves("national", "TX2270000") and serves("national", "KS")
     assert not serves("national", "MO0950000")
+
+
+def test_replies_respect_the_window() -> None:
+    """With 64 replies un-ACKed by the gateway, further replies wait for an ACK."""
+    import simulators.session as session_module
+
+    net, session, transport, clock = _session()
+    _logon(session, transport)
+    for i in range(session_module.WINDOW + 2):
+        _send(session, {**QUERY, "id": f"Q{i}"})
+    clock.advance(1)
+    replies = [f for f in _frames(transport) if f["t"] == "reply"]
+    assert len(replies) == session_module.WINDOW
+    _send(session, {"t": "ack", "id": replies[0]["id"]})
+    assert [f["t"] for f in _frames(transport)] == ["reply"]
+    assert net.state.stats["window_waits"] == 2
