@@ -22,6 +22,14 @@ test: $(STAMP)
 	@./scripts/ensure-promtool.sh
 	$(PY) -m pytest -q
 
+# Benchmarks (a few minutes on 2 cores): codecs, the simulators' data set, the audit log if
+# present, then the whole switch end to end (bench/README.md says what each number means).
+bench: $(STAMP)
+	$(PY) bench/bench_codecs.py --seconds 0.5
+	$(PY) bench/bench_sim_data.py --persons 20000
+	@if [ -f bench/bench_audit.py ]; then echo "$(PY) bench/bench_audit.py"; $(PY) bench/bench_audit.py; fi
+	$(PY) bench/bench_inquiries.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check switch simulators tests bench
 	$(VENV)/bin/mypy --strict switch

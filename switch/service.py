@@ -19,7 +19,8 @@ import grp
 import os
 import socket
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,19 @@ from twisted.internet.threads import deferToThreadPool
 
 from switch.audit.interface import AuditSink
 from switch.config import Config
+from switch.inquiry import InquiryEngine
 from switch.locks import JsonLockStore, LockStore
+from switch.mailbox import Mailbox
 from switch.metrics import Metrics, metrics_site
+from switch.model import SUBJECTS, ApplicationMessage, Inquiry, Notice, Reply
 from switch.passwords import verify_password
 from switch.protocols.api import Api, ApiSite
+from switch.protocols.api_inquiries import InquiryRoutes
+from switch.protocols.dedup import StoreDuplicates
+from switch.protocols.link import UP
+from switch.protocols.link_service import LinkManager
 from switch.sessions import SessionManager, Verifier
+from switch.store.interface import Store
 
 _log = structlog.get_logger("switch.service")
 
@@ -123,6 +132,9 @@ class SwitchService(MultiService):
         self.sessions = sessions
         self.metrics = metrics
         self.listeners: list[ListenerService] = []
+        #: Stopped after every child service, in this order (audit, then the store):
+        #: whatever the children still record during their own stop is committed.
+        self.stop_last: list[tuple[str, Callable[[], Deferred[None]]]] = []
 
     def add_listener(self, listener: ListenerService) -> None:
         self.listeners.append(listener)
@@ -147,6 +159,11 @@ class SwitchService(MultiService):
         others = [s for s in self if s not in self.listeners]
         for service in reversed(others):
             await _quietly(service)
+        for name, stop in self.stop_last:
+            try:
+                await stop()
+            except Exception as exc:
+                _log.error("stop failed", route=name, error=str(exc))
         _log.info("stopped")
 
 
@@ -259,3 +276,99 @@ def clear_stale_socket(path: Path) -> None:
     finally:
         probe.close()
     raise SocketInUse(f"{path}: another switchd is listening on it")
+
+
+# --------------------------------------------------------------------------- the gateway
+
+
+class _LinkPort:
+    """The inquiry engine's view of the links."""
+
+    def __init__(self, manager: LinkManager) -> None:
+        self._manager = manager
+
+    def is_up(self, name: str) -> bool:
+        link = self._manager.links.get(name)
+        return link is not None and link.state == UP
+
+    def send(self, name: str, message: Inquiry) -> Deferred[None]:
+        return self._manager.send(name, message).addCallback(lambda _: None)
+
+
+@dataclass
+class Gateway:
+    """The parts of the running switch that tests and later layers reach for."""
+
+    store: Store
+    audit: AuditSink
+    mailbox: Mailbox
+    links: LinkManager
+    inquiries: InquiryEngine
+
+
+def add_gateway(
+    root: SwitchService,
+    config: Config,
+    reactor: Any,
+    store: Store,
+    audit: AuditSink,
+    *,
+    stop_audit: Callable[[], Deferred[None]] | None = None,
+    link_options: Mapping[str, Any] | None = None,
+) -> Gateway:
+    """Attach links, inquiries, mailboxes and their API routes to ``root``.
+
+    ``store`` and ``audit`` are already started; the root stops them last (audit, then
+    store), after the links have logged off, so every ACKed message is committed and
+    the shutdown checkpoint is the audit's last write.
+    """
+    metrics = root.metrics
+    if stop_audit is not None:
+        root.stop_last.append(("audit", stop_audit))
+    root.stop_last.append(("store", store.stop))
+    mailbox = Mailbox(store, reactor)
+    engine_ref: list[InquiryEngine] = []
+
+    def on_message(link: str, message: ApplicationMessage) -> Deferred[None]:
+        engine = engine_ref[0]
+        if isinstance(message, Reply) or (
+            isinstance(message, Notice) and engine.knows(message.in_reply_to)
+        ):
+            return engine.on_reply(link, message)
+        _log.warning("message not handled", link=link, kind=message.kind, id=message.id)
+        return audit.record(
+            "message.unhandled", {"network": link, "kind": message.kind, "id": message.id}
+        ).addCallback(lambda _: None)
+
+    links = LinkManager(
+        config.links,
+        reactor,
+        on_message,
+        metrics=metrics,
+        dedup=StoreDuplicates(store, reactor.seconds),
+        **dict(link_options or {}),
+    )
+    links.setServiceParent(root)  # type: ignore[no-untyped-call]
+
+    metrics.init_inquiries(SUBJECTS)
+    engine = InquiryEngine(
+        reactor,
+        _LinkPort(links),
+        audit,
+        mailbox,
+        timeout=config.inquiry.timeout,
+        metrics=metrics,
+    )
+    engine_ref.append(engine)
+    root.api.links = links.status
+    InquiryRoutes(
+        root.api,
+        lambda: root.config,
+        engine,
+        mailbox,
+        reactor,
+        on_rejected=lambda subject: metrics.inquiry_done(
+            subject if subject in SUBJECTS else "unknown", "rejected"
+        ),
+    ).install()
+    return Gateway(store=store, audit=audit, mailbox=mailbox, links=links, inquiries=engine)

@@ -20,9 +20,9 @@ import structlog
 from twisted.internet.defer import Deferred
 
 from switch import logs, paths
-from switch.audit.interface import AuditSink, MemoryAudit
 from switch.config import Config, ConfigInvalid, load_config
-from switch.service import StartupError, make_service
+from switch.metrics import Metrics
+from switch.service import StartupError, add_gateway, make_service
 
 #: Bound on the orderly part of shutdown beyond draining (DESIGN §8: exit within
 #: drain + 5 s); then we exit regardless.
@@ -62,11 +62,43 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     task.react(_run, (config,), _reactor=reactor)
 
 
-def make_audit(config: Config) -> AuditSink:
-    """The audit sink. Until the durable, hash-chained audit lands, events are kept in
-    memory (and lost on exit)."""
-    _log.warning("audit is in memory only: the durable audit is not built yet")
-    return MemoryAudit()
+async def open_storage(reactor: Any, config: Config, metrics: Metrics) -> tuple[Any, Any]:
+    """Open the database and the audit trail (both durable) before anything listens.
+
+    The audit signing key must exist (``switchctl init`` / ``pki init``) and be private;
+    a problem here is a start-up failure (exit 1), never a daemon without an audit.
+    """
+    from switch.audit.log import AuditLog
+    from switch.pki import load_audit_signing_key
+    from switch.store.sqlite import SQLiteStore
+
+    key = load_audit_signing_key(config.audit.keys_dir)
+    config.store.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config.audit.checkpoints.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = SQLiteStore(
+        reactor,
+        config.store.path,
+        inquiry_retention=config.store.inquiry_retention_hours * 3600.0,
+        mailbox_retention=config.store.mailbox_retention_days * 86400.0,
+        on_commit=lambda seconds, _jobs: metrics.audit_commit_seconds.observe(seconds),
+    )
+    await store.start()
+    audit = AuditLog(
+        store,
+        reactor,
+        key,
+        config.audit.checkpoints,
+        checkpoint_every=config.audit.checkpoint_every,
+        checkpoint_seconds=config.audit.checkpoint_seconds,
+        retention_days=config.audit.retention_days,
+        on_failure=metrics.audit_failures.inc,
+    )
+    try:
+        await audit.start()
+    except Exception:
+        await store.stop()
+        raise
+    return store, audit
 
 
 def _run(reactor: Any, config: Config) -> Deferred[None]:
@@ -81,8 +113,10 @@ async def _serve(reactor: Any, config: Config) -> None:
                 operators=sorted(config.demo_passwords),
             )
     try:
-        audit = make_audit(config)
-        service = make_service(config, reactor, audit)
+        metrics = Metrics()
+        store, audit = await open_storage(reactor, config, metrics)
+        service = make_service(config, reactor, audit, metrics=metrics)
+        add_gateway(service, config, reactor, store, audit, stop_audit=audit.stop)
         service.startService()  # type: ignore[no-untyped-call]
     except Exception as exc:
         _log.error("start-up failed", error=str(exc))

@@ -80,3 +80,26 @@ class MemoryDuplicates:
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
         return succeed(None)
+
+
+class StoreDuplicates:
+    """The durable :class:`DuplicateMemory`: the store's table, kept 25 h (DESIGN §4)."""
+
+    def __init__(self, store: DuplicateStore, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def seen(self, link: str, msg_id: str) -> Deferred[bool]:
+        return self._store.duplicate_known(link, msg_id, self._clock())
+
+    def remember(self, link: str, msg_id: str) -> Deferred[None]:
+        d = self._store.seen_duplicate(link, msg_id, self._clock())
+        return d.addCallback(lambda _: None)
+
+
+class DuplicateStore(Protocol):
+    """The part of :class:`switch.store.interface.Store` duplicate memory needs."""
+
+    def duplicate_known(self, link: str, id: str, now: float) -> Deferred[bool]: ...
+
+    def seen_duplicate(self, link: str, id: str, now: float) -> Deferred[bool]: ...

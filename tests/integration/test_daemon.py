@@ -20,6 +20,7 @@ import pytest
 
 from switch.cli.client import Client, ClientError
 from switch.passwords import DEMO_PASSWORD, hash_password
+from switch.pki import init_pki
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,7 @@ def workdir(hashes: dict[str, str]) -> Iterator[Path]:
     (conf / "switch.toml").write_text(SWITCH_TOML)
     (conf / "routes.toml").write_text(ROUTES_TOML)
     (conf / "terminals.toml").write_text(TERMINALS_TOML.format(**hashes))
+    init_pki(d / "var" / "pki", d / "var" / "keys")  # the audit signing key switchd needs
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

@@ -1,0 +1,79 @@
+"""Terminal mailboxes: every event for a terminal is committed first, then pushed live.
+
+The store holds the items (the SSE ``id:`` is the mailbox sequence number), so a
+terminal that was offline, or whose stream fell behind, catches up from the store;
+the live push is only a shortcut and never the only copy. Subscribers therefore never
+need to buffer: a slow stream drops live items and re-reads them from the store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+
+from switch.store.interface import MailboxItem, Store
+
+Subscriber = Callable[[MailboxItem], None]
+
+
+class Mailbox:
+    """``put`` fires with the item's sequence number once committed (the link or the API
+    answers only then); subscribers of that terminal see it right after."""
+
+    def __init__(self, store: Store, clock: IReactorTime) -> None:
+        self._store = store
+        self._clock = clock
+        self._subscribers: dict[str, list[Subscriber]] = {}
+
+    def put(self, terminal: str, kind: str, item: Mapping[str, Any]) -> Deferred[int]:
+        return Deferred.fromCoroutine(self._put(terminal, kind, dict(item)))
+
+    async def _put(self, terminal: str, kind: str, item: dict[str, Any]) -> int:
+        now = self._clock.seconds()
+        seq = await self._store.mailbox_put(terminal, kind, item, now)
+        stored = MailboxItem(seq=seq, terminal=terminal, kind=kind, item=item, created=now)
+        for subscriber in list(self._subscribers.get(terminal, ())):
+            subscriber(stored)
+        return seq
+
+    def subscribe(self, terminal: str, subscriber: Subscriber) -> Callable[[], None]:
+        """Live items for ``terminal``; returns the function that unsubscribes."""
+        self._subscribers.setdefault(terminal, []).append(subscriber)
+
+        def unsubscribe() -> None:
+            subs = self._subscribers.get(terminal, [])
+            if subscriber in subs:
+                subs.remove(subscriber)
+            if not subs:
+                self._subscribers.pop(terminal, None)
+
+        return unsubscribe
+
+    def since(
+        self, terminal: str, after_seq: int, limit: int, *, unacked_only: bool = False
+    ) -> Deferred[list[MailboxItem]]:
+        return self._store.mailbox_since(terminal, after_seq, limit, unacked_only=unacked_only)
+
+    def ack(self, terminal: str, seq: int) -> Deferred[bool]:
+        return self._store.mailbox_ack(terminal, seq, self._clock.seconds())
+
+
+def item_json(item: MailboxItem) -> dict[str, Any]:
+    """A mailbox item as the API shows it (``GET /v1/mailbox``, SSE ``data:``)."""
+    return {
+        "seq": item.seq,
+        "kind": item.kind,
+        "created": item.created,
+        "acked": item.acked is not None,
+        **dict(item.item),
+    }
+
+
+def sse_frame(item: MailboxItem) -> bytes:
+    """One Server-Sent Event: ``id`` the sequence, ``event`` the kind, ``data`` JSON."""
+    data = json.dumps(item_json(item), ensure_ascii=False, separators=(",", ":"))
+    return f"id: {item.seq}\nevent: {item.kind}\ndata: {data}\n\n".encode()

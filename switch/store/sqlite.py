@@ -1,0 +1,831 @@
+"""The SQLite store: one writer thread with group commit, a small pool of readers.
+
+Why this shape (DESIGN §7): a commit in WAL mode with ``synchronous=FULL`` costs one
+fsync, which is milliseconds on real disks. Doing it on the reactor would stall every
+connection; doing one per record would cap the switch at a few hundred records a second.
+So every write is a *job* (a function of the connection) put on a queue; the writer
+thread takes all pending jobs, runs each inside its own SAVEPOINT (a failing job rolls
+back alone and fails only its own Deferred), commits once, and only then fires the
+callers' Deferreds on the reactor with ``callFromThread``. If the commit fails, every
+job of the batch fails: nothing was durable. Reads go to a ``ThreadPool`` of read-only
+connections so a slow search never delays a commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from .interface import (
+    AUDIT_INDEX_COLUMNS,
+    AuditAppend,
+    AuditHead,
+    AuditQuery,
+    AuditRow,
+    InquiryRecord,
+    MailboxItem,
+    OperatorLock,
+    PurgeCounts,
+    Store,
+    StoreError,
+    TeletypeItem,
+    TeletypeState,
+)
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+T = TypeVar("T")
+
+_PRIORITY: Final = {"urgent": 0, "routine": 1}
+_PRIORITY_NAME: Final = {0: "urgent", 1: "routine"}
+_MAX_BATCH: Final = 2000
+_BUSY_TIMEOUT_MS: Final = 10_000
+_GENESIS: Final = bytes(32)
+
+
+def _json(value: Mapping[str, object]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (SQLite would honour the umask),
+    and tighten an existing one: it holds criminal-justice data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def connect_writer(path: Path) -> sqlite3.Connection:
+    """The one read-write connection: WAL, synchronous=FULL, explicit transactions."""
+    _create_private(path)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise StoreError(f"cannot put the database in WAL mode (got {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection (the CLI's tools and the daemon's read pool)."""
+    if not path.exists():
+        raise StoreError(f"{path}: no such database")
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the missing migrations, each atomically with its version bump."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"database schema version {version} is newer than this software ({SCHEMA_VERSION})"
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[number - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION
+
+
+# --------------------------------------------------------------------------- writer
+
+
+@dataclass
+class _Job(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    deferred: Deferred[T]
+
+
+_STOP: Final = object()
+
+
+class _Writer:
+    """The writer thread and its queue. Only this thread touches the write connection."""
+
+    def __init__(
+        self,
+        reactor: IReactorFromThreads,
+        connect: Callable[[], sqlite3.Connection],
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self._connect = connect
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.commits = 0  # batches committed (tests, the benchmark)
+        self.jobs = 0  # jobs committed
+
+    def start(self) -> Deferred[None]:
+        started: Deferred[None] = Deferred()
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name="store-writer", daemon=True
+        )
+        self._thread.start()
+        return started
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        d: Deferred[T] = Deferred()
+        self._queue.put(_Job(fn, d))
+        return d
+
+    def stop(self) -> Deferred[None]:
+        """Queue the stop marker after every pending job; fires when the thread is done."""
+        done: Deferred[None] = Deferred()
+        self._queue.put(_STOP)
+        self._queue.put(done)
+        return done
+
+    # -- thread side
+
+    def _fire(self, d: Deferred[Any], ok: bool, value: Any) -> None:
+        if ok:
+            self._reactor.callFromThread(d.callback, value)
+        else:
+            self._reactor.callFromThread(d.errback, value)
+
+    def _run(self, started: Deferred[None]) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._connect()
+            migrate(conn)
+        except Exception as exc:
+            if conn is not None:
+                conn.close()
+            self._fire(started, False, _store_error(exc))
+            self._drain_failed()
+            return
+        self._fire(started, True, None)
+        done: Deferred[None] | None = None
+        try:
+            done = self._loop(conn)
+        finally:
+            # Close before reporting "stopped": the process may exit right after, and
+            # as the last connection this one folds the WAL back into the database.
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass  # another process still reads (switchctl): SQLite catches up later
+            conn.close()
+            if done is not None:
+                self._fire(done, True, None)
+
+    def _drain_failed(self) -> None:
+        """After a failed open: fail every job until stop, so no caller hangs."""
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                done = self._queue.get()
+                self._fire(cast(Deferred[None], done), True, None)
+                return
+            job = cast(_Job[Any], item)
+            self._fire(job.deferred, False, StoreError("store is not open"))
+
+    def _loop(self, conn: sqlite3.Connection) -> Deferred[None]:
+        """Commit batches until the stop marker; returns the Deferred to fire once the
+        connection is closed."""
+        stopping = False
+        while not stopping:
+            batch: list[_Job[Any]] = []
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(cast(_Job[Any], item))
+                if len(batch) >= _MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(conn, batch)
+        done = cast(Deferred[None], self._queue.get())
+        # Anything submitted after stop() fails instead of hanging.
+        while True:
+            try:
+                late = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(late, _Job):
+                self._fire(late.deferred, False, StoreError("store is stopped"))
+        return done
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+        started = time.monotonic()
+        results: list[tuple[_Job[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except Exception as exc:
+            err = _store_error(exc)
+            for job in batch:
+                self._fire(job.deferred, False, err)
+            return
+        for job in batch:
+            try:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.fn(conn)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                    raise
+                conn.execute("RELEASE job")
+            except Exception as exc:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (SQLITE_FULL, IOERR...):
+                    # the jobs before this one are lost too, and running the rest now
+                    # would autocommit them one by one. The whole batch fails.
+                    err = _store_error(exc)
+                    for failed in batch:
+                        self._fire(failed.deferred, False, err)
+                    return
+                results.append((job, False, _store_error(exc)))
+            else:
+                results.append((job, True, value))
+        try:
+            conn.execute("COMMIT")
+        except Exception as exc:
+            err = _store_error(exc)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # already rolled back by SQLite
+            for job, _, _ in results:
+                self._fire(job.deferred, False, err)
+            return
+        self.commits += 1
+        self.jobs += sum(1 for _, ok, _ in results if ok)
+        if self._on_commit is not None:
+            self._on_commit(time.monotonic() - started, len(batch))
+        for job, ok, value in results:
+            self._fire(job.deferred, ok, value)
+
+
+def _store_error(exc: BaseException) -> BaseException:
+    """Callers see StoreError for engine failures (a PostgreSQL backend raises the same);
+    other exceptions (a caller's bug) pass through unchanged."""
+    if isinstance(exc, sqlite3.Error | OSError):
+        return StoreError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+# --------------------------------------------------------------------------- SQL helpers
+
+
+def _teletype(row: Sequence[Any]) -> TeletypeItem:
+    return TeletypeItem(
+        id=row[0],
+        link=row[1],
+        priority=cast(Any, _PRIORITY_NAME[row[2]]),
+        state=row[3],
+        attempts=row[4],
+        next_attempt=row[5],
+        expires=row[6],
+        created=row[7],
+        updated=row[8],
+        message=json.loads(row[9]),
+    )
+
+
+_TELETYPE_COLS: Final = (
+    "id, link, priority, state, attempts, next_attempt, expires, created, updated, message"
+)
+
+
+def audit_head(conn: sqlite3.Connection) -> AuditHead | None:
+    """The newest chain link: the last row, else the retention anchor, else None."""
+    row = conn.execute("SELECT seq, hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is not None:
+        return AuditHead(row[0], bytes(row[1]), row[2])
+    anchor = conn.execute("SELECT line FROM audit_anchor WHERE id = 1").fetchone()
+    if anchor is None:
+        return None
+    data = json.loads(anchor[0])
+    return AuditHead(int(data["seq"]), bytes.fromhex(data["hash"]), str(data["ts"]))
+
+
+def _append_audit(conn: sqlite3.Connection, entry: AuditAppend) -> AuditHead:
+    head = audit_head(conn)
+    prev, seq = (head.hash, head.seq + 1) if head is not None else (_GENESIS, 1)
+    digest = entry.chain(prev, seq, entry.record)
+    cols = ", ".join(AUDIT_INDEX_COLUMNS)
+    marks = ", ".join("?" for _ in AUDIT_INDEX_COLUMNS)
+    conn.execute(
+        f"INSERT INTO audit_log (seq, ts, record, hash, {cols}) VALUES (?, ?, ?, ?, {marks})",  # noqa: S608
+        (seq, entry.ts, entry.record, digest, *(entry.index.get(c) for c in AUDIT_INDEX_COLUMNS)),
+    )
+    return AuditHead(seq, digest, entry.ts)
+
+
+def search_audit_rows(
+    conn: sqlite3.Connection, query: AuditQuery, limit: int | None = None
+) -> Iterator[AuditRow]:
+    """Rows matching every filter, in seq order. Every filter is an indexed column;
+    ``name`` is a prefix match written as a range so that the index serves it."""
+    where: list[str] = []
+    args: list[object] = []
+    if query.since is not None:
+        where.append("ts >= ?")
+        args.append(query.since)
+    if query.until is not None:
+        where.append("ts < ?")
+        args.append(query.until)
+    for column in ("terminal", "operator", "ori", "plate", "vin"):
+        value = getattr(query, column)
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if query.name is not None:
+        where.append("name >= ? AND name < ?")
+        args.extend((query.name, query.name + "\U0010ffff"))
+    table = "audit_log"
+    only_time = all(
+        getattr(query, c) is None
+        for c in ("terminal", "operator", "ori", "name", "plate", "vin", "id")
+    )
+    if only_time and (query.since is not None or query.until is not None):
+        # Without statistics SQLite prefers a rowid scan (it avoids the sort for ORDER
+        # BY seq); a time window is usually narrow, so the ts index wins by far.
+        table = "audit_log INDEXED BY audit_ts"
+    sql = f"SELECT seq, ts, record, hash FROM {table}"  # noqa: S608
+    if query.id is not None:
+        # An OR over two indexed columns: written as a UNION so both indexes serve it.
+        base = " AND ".join(where) if where else "1"
+        sql = (
+            f"SELECT seq, ts, record, hash FROM audit_log WHERE msg_id = ? AND {base} "  # noqa: S608
+            f"UNION SELECT seq, ts, record, hash FROM audit_log WHERE ref_id = ? AND {base}"
+        )
+        args = [query.id, *args, query.id, *args]
+    elif where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(int(limit))
+    for seq, ts, record, digest in conn.execute(sql, args):
+        yield AuditRow(seq, ts, record, bytes(digest))
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class SQLiteStore:
+    """:class:`~switch.store.interface.Store` on SQLite (DESIGN §7)."""
+
+    def __init__(
+        self,
+        reactor: IReactorFromThreads,
+        path: Path,
+        *,
+        readers: int = 3,
+        inquiry_retention: float = 24 * 3600.0,
+        mailbox_retention: float = 30 * 86400.0,
+        duplicate_retention: float = 25 * 3600.0,
+        teletype_retention: float = 30 * 86400.0,
+        on_commit: Callable[[float, int], None] | None = None,
+        connect: Callable[[], sqlite3.Connection] | None = None,
+    ) -> None:
+        """``connect`` replaces the writer's connection factory (tests inject failing
+        connections); ``on_commit(seconds, jobs)`` observes every committed batch."""
+        self._reactor = reactor
+        self.path = Path(path)
+        self._inquiry_retention = inquiry_retention
+        self._mailbox_retention = mailbox_retention
+        self._duplicate_retention = duplicate_retention
+        self._teletype_retention = teletype_retention
+        self._writer = _Writer(reactor, connect or (lambda: connect_writer(self.path)), on_commit)
+        self._pool = ThreadPool(minthreads=0, maxthreads=readers, name="store-read")
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._running = False
+        self._shutdown: object = None
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far (each one fsync): group commit makes it small."""
+        return self._writer.commits
+
+    # -- life cycle
+
+    def start(self) -> Deferred[None]:
+        self._running = True
+        d = self._writer.start()
+
+        def opened(_: None) -> None:
+            self._pool.start()
+            self._shutdown = stop_pool_at_shutdown(self._reactor, self._pool)
+
+        d.addCallback(opened)
+        return d
+
+    def stop(self) -> Deferred[None]:
+        if not self._running:
+            return Deferred.fromCoroutine(_noop())
+        self._running = False
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        # Pending writes first, then the readers, then the writer last: as the last
+        # connection it checkpoints the WAL into the database and removes it, so a
+        # stopped switch leaves one self-contained file.
+        try:
+            await self._writer.submit(lambda conn: None)
+        except StoreError:
+            pass  # the store never opened: nothing to flush
+        cancel_shutdown_trigger(self._reactor, self._shutdown)
+        self._pool.stop()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        await self._writer.stop()
+
+    def flush(self) -> Deferred[None]:
+        return self.write(lambda conn: None)
+
+    # -- generic access (SQLite specific: the store's own methods and tests use these)
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        """Run ``fn`` in the writer thread inside the next group commit."""
+        if not self._running:
+            return fail(StoreError("store is not running"))
+        return self._writer.submit(fn)
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        """Run ``fn`` on a read-only connection in the read pool."""
+        if not self._running:
+            return fail(StoreError("store is not running"))
+
+        def run() -> T:
+            try:
+                return fn(self._reader())
+            except sqlite3.Error as exc:
+                raise StoreError(f"{type(exc).__name__}: {exc}") from None
+
+        return deferToThreadPool(self._reactor, self._pool, run)
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect_reader(self.path)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return cast(sqlite3.Connection, conn)
+
+    # -- teletype queue
+
+    def enqueue_teletype(self, item: TeletypeItem, now: float) -> Deferred[None]:
+        message = _json(item.message)
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO teletype_queue (id, link, priority, state, attempts, next_attempt,"
+                " expires, created, updated, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    item.id,
+                    item.link,
+                    _PRIORITY[item.priority],
+                    item.state,
+                    item.attempts,
+                    item.next_attempt,
+                    item.expires,
+                    item.created or now,
+                    now,
+                    message,
+                ),
+            )
+
+        return self.write(job)
+
+    def next_teletype(self, link: str, limit: int, now: float) -> Deferred[list[TeletypeItem]]:
+        def query(conn: sqlite3.Connection) -> list[TeletypeItem]:
+            rows = conn.execute(
+                f"SELECT {_TELETYPE_COLS} FROM teletype_queue"  # noqa: S608
+                " WHERE link = ? AND state = 'queued' AND next_attempt <= ? AND expires > ?"
+                " ORDER BY priority, qseq LIMIT ?",
+                (link, now, now, limit),
+            )
+            return [_teletype(r) for r in rows]
+
+        return self.read(query)
+
+    def mark_teletype(
+        self,
+        id: str,
+        state: TeletypeState,
+        now: float,
+        *,
+        attempts: int | None = None,
+        next_attempt: float | None = None,
+    ) -> Deferred[bool]:
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE teletype_queue SET state = ?, updated = ?,"
+                " attempts = COALESCE(?, attempts), next_attempt = COALESCE(?, next_attempt)"
+                " WHERE id = ?",
+                (state, now, attempts, next_attempt, id),
+            )
+            return cur.rowcount > 0
+
+        return self.write(job)
+
+    def get_teletype(self, id: str) -> Deferred[TeletypeItem | None]:
+        def query(conn: sqlite3.Connection) -> TeletypeItem | None:
+            row = conn.execute(
+                f"SELECT {_TELETYPE_COLS} FROM teletype_queue WHERE id = ?",  # noqa: S608
+                (id,),
+            ).fetchone()
+            return None if row is None else _teletype(row)
+
+        return self.read(query)
+
+    def requeue_sent(self, link: str, now: float) -> Deferred[int]:
+        def job(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE teletype_queue SET state = 'queued', updated = ?, next_attempt = ?"
+                " WHERE link = ? AND state = 'sent'",
+                (now, now, link),
+            )
+            return cur.rowcount
+
+        return self.write(job)
+
+    def expire_teletype(self, now: float) -> Deferred[list[TeletypeItem]]:
+        def job(conn: sqlite3.Connection) -> list[TeletypeItem]:
+            rows = conn.execute(
+                f"UPDATE teletype_queue SET state = 'expired', updated = ?"  # noqa: S608
+                " WHERE state IN ('queued', 'sent') AND expires <= ?"
+                f" RETURNING {_TELETYPE_COLS}",
+                (now, now),
+            ).fetchall()
+            return sorted((_teletype(r) for r in rows), key=lambda t: t.id)
+
+        return self.write(job)
+
+    def queue_stats(self) -> Deferred[dict[str, tuple[int, float | None]]]:
+        def query(conn: sqlite3.Connection) -> dict[str, tuple[int, float | None]]:
+            rows = conn.execute(
+                "SELECT link, COUNT(*), MIN(created) FROM teletype_queue"
+                " WHERE state IN ('queued', 'sent') GROUP BY link"
+            )
+            return {link: (count, oldest) for link, count, oldest in rows}
+
+        return self.read(query)
+
+    # -- mailboxes
+
+    def mailbox_put(
+        self, terminal: str, kind: str, item: Mapping[str, object], now: float
+    ) -> Deferred[int]:
+        text = _json(item)
+
+        def job(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO mailbox (terminal, kind, item, created) VALUES (?, ?, ?, ?)",
+                (terminal, kind, text, now),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        return self.write(job)
+
+    def mailbox_since(
+        self, terminal: str, after_seq: int, limit: int, *, unacked_only: bool = False
+    ) -> Deferred[list[MailboxItem]]:
+        def query(conn: sqlite3.Connection) -> list[MailboxItem]:
+            sql = (
+                "SELECT seq, terminal, kind, item, created, acked FROM mailbox"
+                " WHERE terminal = ? AND seq > ?"
+            )
+            if unacked_only:
+                sql += " AND acked IS NULL"
+            rows = conn.execute(sql + " ORDER BY seq LIMIT ?", (terminal, after_seq, limit))
+            return [MailboxItem(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+
+        return self.read(query)
+
+    def mailbox_ack(self, terminal: str, seq: int, now: float) -> Deferred[bool]:
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE mailbox SET acked = COALESCE(acked, ?) WHERE seq = ? AND terminal = ?",
+                (now, seq, terminal),
+            )
+            return cur.rowcount > 0
+
+        return self.write(job)
+
+    # -- inquiries
+
+    def save_inquiry(self, inquiry: InquiryRecord, now: float) -> Deferred[None]:
+        state = _json(inquiry.state)
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO inquiries (id, terminal, created, updated, state)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " state = excluded.state, updated = excluded.updated",
+                (inquiry.id, inquiry.terminal, inquiry.created, now, state),
+            )
+
+        return self.write(job)
+
+    def load_inquiry(self, id: str) -> Deferred[InquiryRecord | None]:
+        def query(conn: sqlite3.Connection) -> InquiryRecord | None:
+            row = conn.execute(
+                "SELECT id, terminal, created, state FROM inquiries WHERE id = ?", (id,)
+            ).fetchone()
+            return (
+                None if row is None else InquiryRecord(row[0], row[1], row[2], json.loads(row[3]))
+            )
+
+        return self.read(query)
+
+    # -- duplicates
+
+    def seen_duplicate(self, link: str, id: str, now: float) -> Deferred[bool]:
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO duplicates (link, id, first_seen) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (link, id, now),
+            )
+            return cur.rowcount == 0
+
+        return self.write(job)
+
+    def duplicate_known(self, link: str, id: str, now: float) -> Deferred[bool]:
+        cutoff = now - self._duplicate_retention
+
+        def query(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM duplicates WHERE link = ? AND id = ? AND first_seen >= ?",
+                (link, id, cutoff),
+            ).fetchone()
+            return row is not None
+
+        return self.read(query)
+
+    # -- operator locks
+
+    def save_lock(self, lock: OperatorLock) -> Deferred[None]:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO operator_locks (operator, failures, first_failure, locked_until)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (operator) DO UPDATE SET"
+                " failures = excluded.failures, first_failure = excluded.first_failure,"
+                " locked_until = excluded.locked_until",
+                (lock.operator, lock.failures, lock.first_failure, lock.locked_until),
+            )
+
+        return self.write(job)
+
+    def delete_lock(self, operator: str) -> Deferred[None]:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM operator_locks WHERE operator = ?", (operator,))
+
+        return self.write(job)
+
+    def load_locks(self) -> Deferred[list[OperatorLock]]:
+        def query(conn: sqlite3.Connection) -> list[OperatorLock]:
+            rows = conn.execute(
+                "SELECT operator, failures, first_failure, locked_until FROM operator_locks"
+                " ORDER BY operator"
+            )
+            return [OperatorLock(*r) for r in rows]
+
+        return self.read(query)
+
+    # -- retention
+
+    def purge(self, now: float) -> Deferred[PurgeCounts]:
+        def job(conn: sqlite3.Connection) -> PurgeCounts:
+            def delete(sql: str, cutoff: float) -> int:
+                return conn.execute(sql, (cutoff,)).rowcount
+
+            return PurgeCounts(
+                inquiries=delete(
+                    "DELETE FROM inquiries WHERE created < ?", now - self._inquiry_retention
+                ),
+                mailbox=delete(
+                    "DELETE FROM mailbox WHERE acked IS NOT NULL AND acked < ?",
+                    now - self._mailbox_retention,
+                ),
+                duplicates=delete(
+                    "DELETE FROM duplicates WHERE first_seen < ?",
+                    now - self._duplicate_retention,
+                ),
+                teletype=delete(
+                    "DELETE FROM teletype_queue WHERE state = 'accepted' AND updated < ?",
+                    now - self._teletype_retention,
+                ),
+            )
+
+        return self.write(job)
+
+    # -- audit
+
+    def append_audit(self, entry: AuditAppend) -> Deferred[AuditHead]:
+        return self.write(lambda conn: _append_audit(conn, entry))
+
+    def audit_head(self) -> Deferred[AuditHead | None]:
+        return self.read(audit_head)
+
+    def audit_row(self, seq: int) -> Deferred[AuditRow | None]:
+        def query(conn: sqlite3.Connection) -> AuditRow | None:
+            row = conn.execute(
+                "SELECT seq, ts, record, hash FROM audit_log WHERE seq = ?", (seq,)
+            ).fetchone()
+            return None if row is None else AuditRow(row[0], row[1], row[2], bytes(row[3]))
+
+        return self.read(query)
+
+    def audit_last_before(self, ts: str) -> Deferred[AuditHead | None]:
+        def query(conn: sqlite3.Connection) -> AuditHead | None:
+            row = conn.execute("SELECT MAX(seq) FROM audit_log WHERE ts < ?", (ts,)).fetchone()
+            if row is None or row[0] is None:
+                return None
+            seq, digest, row_ts = conn.execute(
+                "SELECT seq, hash, ts FROM audit_log WHERE seq = ?", (row[0],)
+            ).fetchone()
+            return AuditHead(seq, bytes(digest), row_ts)
+
+        return self.read(query)
+
+    def purge_audit(self, through_seq: int, anchor: str) -> Deferred[int]:
+        def job(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "INSERT INTO audit_anchor (id, seq, line) VALUES (1, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, line = excluded.line"
+                " WHERE excluded.seq > audit_anchor.seq",
+                (through_seq, anchor),
+            )
+            return conn.execute("DELETE FROM audit_log WHERE seq <= ?", (through_seq,)).rowcount
+
+        return self.write(job)
+
+    def search_audit(self, query: AuditQuery, limit: int | None) -> Deferred[list[AuditRow]]:
+        return self.read(lambda conn: list(search_audit_rows(conn, query, limit)))
+
+
+def stop_pool_at_shutdown(reactor: object, pool: ThreadPool) -> object:
+    """Stop ``pool`` when the reactor shuts down even if nobody called stop(): its
+    threads are not daemons and would keep the process alive."""
+    core = IReactorCore(reactor, None)
+    if core is None:
+        return None
+    return core.addSystemEventTrigger("during", "shutdown", pool.stop)
+
+
+def cancel_shutdown_trigger(reactor: object, trigger: object) -> None:
+    core = IReactorCore(reactor, None)
+    if core is not None and trigger is not None:
+        core.removeSystemEventTrigger(trigger)
+
+
+async def _noop() -> None:
+    return None
+
+
+if TYPE_CHECKING:  # mypy proves SQLiteStore satisfies the Store Protocol
+
+    def _conforms(store: SQLiteStore) -> Store:
+        return store

@@ -1,0 +1,136 @@
+"""Wants/warrants inquiries end to end: switchd and the four real simulators on loopback.
+
+The known test subjects of docs/test-subjects.md give their hits at the expected tiers;
+a network refusing connections answers ``unavailable`` while the others answer fully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.gateway_harness import ApiError, Gateway, start_gateway
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def gw() -> Iterator[Gateway]:
+    gateway = start_gateway()
+    try:
+        gateway.links_up()
+        yield gateway
+    finally:
+        gateway.close()
+
+
+def _ask(gw: Gateway, subject: str, fields: dict[str, str], **extra: Any) -> dict[str, Any]:
+    body = {"subject": subject, "fields": fields, **extra}
+    result: dict[str, Any] = gw.client("DISPATCH1").call("POST", "/v1/inquiries?wait=20", body)
+    assert result["status"] == "complete", result
+    return result
+
+
+def _by_network(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["network"]: r for r in result["replies"]}
+
+
+def test_doe_is_wanted_at_all_four_tiers(gw: Gateway) -> None:
+    """DOE, JOHN A: a hit at each network, the national one armed and dangerous, urgent
+    and listed first."""
+    result = _ask(gw, "person", {"name": "Doe, John A", "dob": "1980-01-01"})
+    replies = _by_network(result)
+    assert set(replies) == {"local", "regional", "state", "national"}
+    assert all(r["status"] == "hit" for r in replies.values())
+    national = replies["national"]
+    assert "armed_and_dangerous" in national["records"][0]["caveats"]
+    assert national["records"][0]["warrant"]["extradition"].startswith("1")
+    assert result["summary"]["urgent"] is True
+    assert result["replies"][0]["urgent"] is True
+    assert all(r["text"] for r in result["replies"])
+
+
+def test_clean_carl_has_no_record(gw: Gateway) -> None:
+    """CLEAN, CARL: every network answers no record, with its own no-record text."""
+    result = _ask(gw, "person", {"name": "CLEAN, CARL", "dob": "1990-01-01"})
+    assert {r["status"] for r in result["replies"]} == {"no_record"}
+    assert result["summary"] == {"hits": [], "caveats": [], "urgent": False}
+    assert all("NO" in r["text"] for r in result["replies"])
+
+
+def test_vehicle_driver_and_gun(gw: Gateway) -> None:
+    """Plate ABC1234 MO is stolen (national); ROE's licence is at state; G1234567 stolen."""
+    plate = _by_network(_ask(gw, "vehicle", {"plate": "ABC1234", "plate_state": "MO"}))
+    assert plate["national"]["status"] == "hit"
+    assert plate["national"]["records"][0]["file"] == "stolen_vehicle"
+    driver = _ask(gw, "driver", {"oln": "R100200300", "oln_state": "MO"})
+    assert [r["network"] for r in driver["replies"]] == ["state"]
+    record = driver["replies"][0]["records"][0]
+    assert record["file"] == "driver" and "SUSP" in record["fields"].get("status", "")
+    gun = _by_network(_ask(gw, "gun", {"serial": "G1234567"}))
+    assert gun["national"]["records"][0]["file"] == "stolen_gun"
+
+
+def test_pending_then_get_and_other_terminal(gw: Gateway) -> None:
+    """Without wait the answer is 202 pending; GET with wait completes it; another
+    terminal's inquiry is not found (404)."""
+    client = gw.client("DISPATCH1")
+    reply = client.request(
+        "POST", "/v1/inquiries", {"subject": "gun", "fields": {"serial": "G1234567"}}
+    )
+    assert reply.status == 202 and reply.data["status"] == "pending"
+    inquiry_id = reply.data["id"]
+    done = client.call("GET", f"/v1/inquiries/{inquiry_id}?wait=20")
+    assert done["status"] == "complete"
+    with pytest.raises(ApiError) as err:
+        gw.client("RECORDS1").call("GET", f"/v1/inquiries/{inquiry_id}")
+    assert err.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"subject": "person", "fields": {"name": "DOE, JOHN"}}, 400, "dob"),
+        ({"subject": "boat", "fields": {}}, 400, "subject"),
+        ({"subject": "person", "fields": {"name": "DOE, J", "dob": "1980-13-01"}}, 400, "dob"),
+        (
+            {
+                "subject": "person",
+                "fields": {"name": "DOE, J", "dob": "1980-01-01"},
+                "networks": ["nowhere"],
+            },
+            400,
+            "networks",
+        ),
+    ],
+)
+def test_bad_inquiries_are_refused_with_the_field(
+    gw: Gateway, body: dict[str, Any], status: int, field: str
+) -> None:
+    """Missing identifiers, unknown subjects and bad dates are 400 naming the field."""
+    with pytest.raises(ApiError) as err:
+        gw.client("DISPATCH1").call("POST", "/v1/inquiries", body)
+    assert (err.value.status, err.value.field) == (status, field)
+
+
+def test_refused_network_answers_unavailable(gw: Gateway) -> None:
+    """With national refusing connections (and its link dropped), national answers
+    'unavailable' at once and the other three answer in full; it comes back by itself."""
+    gw.control("POST", "/national/faults", {"refuse_connections": True, "close_now": True})
+    try:
+
+        def national_down() -> bool:
+            links = gw.client().call("GET", "/v1/status")["links"]
+            return any(x["name"] == "national" and x["state"] != "up" for x in links)
+
+        from tests.integration.gateway_harness import _wait
+
+        _wait(national_down, 20, "national link down")
+        replies = _by_network(_ask(gw, "person", {"name": "DOE, JOHN A", "dob": "1980-01-01"}))
+        assert replies["national"]["status"] == "unavailable"
+        assert all(replies[n]["status"] == "hit" for n in ("local", "regional", "state"))
+    finally:
+        gw.control("POST", "/national/faults", {"refuse_connections": False})
+    gw.links_up(timeout=40)

@@ -1,0 +1,285 @@
+"""The SQLite store: durability settings, group commit, per-job failure, the tables' operations."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import DeferredList
+
+from switch.store import (
+    InquiryRecord,
+    OperatorLock,
+    SQLiteStore,
+    StoreError,
+    TeletypeItem,
+)
+from switch.store.schema import SCHEMA_VERSION
+from switch.store.sqlite import connect_reader
+
+
+@pytest_twisted.async_yield_fixture
+async def store(tmp_path: Path, reactor: Any) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(reactor, tmp_path / "var" / "switch.db")
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_file_mode_wal_full_and_version(store: SQLiteStore) -> None:
+    """The database is created 0600, in WAL mode, synchronous FULL, at the current schema."""
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+
+    def pragmas(conn: sqlite3.Connection) -> tuple[str, int, int]:
+        return (
+            conn.execute("PRAGMA journal_mode").fetchone()[0],
+            conn.execute("PRAGMA synchronous").fetchone()[0],
+            conn.execute("PRAGMA user_version").fetchone()[0],
+        )
+
+    mode, sync, version = await store.write(pragmas)
+    assert (mode, sync, version) == ("wal", 2, SCHEMA_VERSION)
+
+
+@pytest_twisted.ensureDeferred
+async def test_existing_loose_file_is_tightened(tmp_path: Path, reactor: Any) -> None:
+    """A database file readable by others is made 0600 at start."""
+    path = tmp_path / "switch.db"
+    path.touch(mode=0o644)
+    os.chmod(path, 0o644)
+    s = SQLiteStore(reactor, path)
+    await s.start()
+    await s.stop()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+@pytest_twisted.ensureDeferred
+async def test_newer_schema_is_refused(tmp_path: Path, reactor: Any) -> None:
+    """A database from a newer version of the software is refused, not downgraded."""
+    path = tmp_path / "switch.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    s = SQLiteStore(reactor, path)
+    with pytest.raises(StoreError, match="newer"):
+        await s.start()
+    with pytest.raises(StoreError):
+        await s.seen_duplicate("local", "X1", 0.0)
+    await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reopen_keeps_data(tmp_path: Path, reactor: Any) -> None:
+    """Data survives a stop and a restart; migrations do not run twice."""
+    path = tmp_path / "switch.db"
+    s = SQLiteStore(reactor, path)
+    await s.start()
+    seq = await s.mailbox_put("DISPATCH1", "reply", {"text": "hello"}, 10.0)
+    await s.stop()
+    s2 = SQLiteStore(reactor, path)
+    await s2.start()
+    items = await s2.mailbox_since("DISPATCH1", 0, 10)
+    await s2.stop()
+    assert [(i.seq, i.item) for i in items] == [(seq, {"text": "hello"})]
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_commit_batches(store: SQLiteStore) -> None:
+    """Many concurrent writes are committed in far fewer transactions than writes."""
+    before = store.commits
+    ds = [store.seen_duplicate("local", f"ID{i}", 1.0) for i in range(500)]
+    results = await DeferredList(ds, fireOnOneErrback=True, consumeErrors=True)
+    assert all(ok and value is False for ok, value in results)
+    assert 1 <= store.commits - before < 100
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_job_fails_only_itself(store: SQLiteStore) -> None:
+    """A job that raises is rolled back alone; its batch neighbours commit."""
+
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO duplicates VALUES ('local', 'BAD', 1.0)")
+        raise ValueError("boom")
+
+    d1 = store.seen_duplicate("local", "A", 1.0)
+    d2 = store.write(bad)
+    d3 = store.seen_duplicate("local", "B", 1.0)
+    assert await d1 is False
+    with pytest.raises(ValueError):
+        await d2
+    assert await d3 is False
+    rows = await store.read(
+        lambda c: [r[0] for r in c.execute("SELECT id FROM duplicates ORDER BY id")]
+    )
+    assert rows == ["A", "B"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_commit_fails_the_batch(tmp_path: Path, reactor: Any) -> None:
+    """When COMMIT fails, every job of the batch fails with StoreError and nothing is kept."""
+    path = tmp_path / "switch.db"
+    fail_commit = {"on": False}
+
+    class Flaky(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+            if fail_commit["on"] and sql == "COMMIT":
+                raise sqlite3.OperationalError("disk I/O error")
+            return super().execute(sql, *args)
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=Flaky)
+        conn.execute("PRAGMA journal_mode = WAL")
+        return conn
+
+    s = SQLiteStore(reactor, path, connect=connect)
+    await s.start()
+    fail_commit["on"] = True
+    ds = [s.seen_duplicate("local", f"X{i}", 1.0) for i in range(5)]
+    results = await DeferredList(ds, consumeErrors=True)
+    assert all(not ok and r.check(StoreError) for ok, r in results)
+    fail_commit["on"] = False
+    assert await s.seen_duplicate("local", "X0", 1.0) is False  # nothing was kept
+    await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_disk_full_then_recovers(store: SQLiteStore) -> None:
+    """A full disk (SQLITE_FULL via max_page_count) fails writes with StoreError;
+    writes succeed again once space is back."""
+    pages = await store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    await store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+    big = "x" * 5000
+    with pytest.raises(StoreError, match="full"):
+        for i in range(50):
+            await store.mailbox_put("T", "k", {"text": big, "i": i}, 1.0)
+    await store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+    assert await store.mailbox_put("T", "k", {"text": "ok"}, 1.0) > 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopped_store_refuses(tmp_path: Path, reactor: Any) -> None:
+    """After stop, reads and writes fail with StoreError instead of hanging."""
+    s = SQLiteStore(reactor, tmp_path / "switch.db")
+    await s.start()
+    await s.stop()
+    with pytest.raises(StoreError):
+        await s.seen_duplicate("local", "A", 1.0)
+    with pytest.raises(StoreError):
+        await s.load_locks()
+
+
+@pytest_twisted.ensureDeferred
+async def test_teletype_order_states_and_expiry(store: SQLiteStore) -> None:
+    """Per link: urgent before routine, then FIFO; only due items; sent ones requeue;
+    expired ones are marked and returned."""
+
+    def item(i: str, prio: str, link: str = "state", expires: float = 1000.0) -> TeletypeItem:
+        return TeletypeItem(id=i, link=link, priority=prio, message={"t": i}, expires=expires)  # type: ignore[arg-type]
+
+    for it in (
+        item("M1-1", "routine"),
+        item("M2-1", "urgent"),
+        item("M3-1", "routine"),
+        item("M4-1", "urgent", link="local"),
+        item("M5-1", "routine", expires=50.0),
+    ):
+        await store.enqueue_teletype(it, now=10.0)
+    got = await store.next_teletype("state", 10, now=20.0)
+    assert [t.id for t in got] == ["M2-1", "M1-1", "M3-1", "M5-1"]
+    assert got[0].message == {"t": "M2-1"} and got[0].created == 10.0
+    assert await store.mark_teletype("M2-1", "sent", 21.0, attempts=1) is True
+    assert await store.mark_teletype("NOPE", "sent", 21.0) is False
+    assert await store.mark_teletype("M1-1", "queued", 21.0, next_attempt=500.0)
+    assert [t.id for t in await store.next_teletype("state", 10, now=30.0)] == ["M3-1", "M5-1"]
+    assert await store.requeue_sent("state", 40.0) == 1
+    sent_again = await store.get_teletype("M2-1")
+    assert sent_again is not None and sent_again.state == "queued" and sent_again.attempts == 1
+    stats = await store.queue_stats()
+    assert stats == {"state": (4, 10.0), "local": (1, 10.0)}
+    expired = await store.expire_teletype(now=60.0)
+    assert [t.id for t in expired] == ["M5-1"]
+    assert (await store.get_teletype("M5-1")).state == "expired"  # type: ignore[union-attr]
+    assert await store.get_teletype("NOPE") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_mailbox_put_since_ack(store: SQLiteStore) -> None:
+    """Mailbox seqs increase; since() resumes after a seq; ack only for the owning terminal."""
+    a = await store.mailbox_put("T1", "reply", {"n": 1}, 1.0)
+    b = await store.mailbox_put("T2", "reply", {"n": 2}, 1.0)
+    c = await store.mailbox_put("T1", "teletype", {"n": 3}, 2.0)
+    assert a < b < c
+    assert [i.seq for i in await store.mailbox_since("T1", 0, 10)] == [a, c]
+    assert [i.item for i in await store.mailbox_since("T1", a, 10)] == [{"n": 3}]
+    assert await store.mailbox_ack("T2", a, 5.0) is False
+    assert await store.mailbox_ack("T1", a, 5.0) is True
+    assert [i.seq for i in await store.mailbox_since("T1", 0, 10, unacked_only=True)] == [c]
+
+
+@pytest_twisted.ensureDeferred
+async def test_duplicates_and_purges(tmp_path: Path, reactor: Any) -> None:
+    """seen_duplicate reports repeats per (link, id); purge drops old duplicates (25 h),
+    inquiries (24 h) and acked mailbox items (30 days) and keeps the rest."""
+    s = SQLiteStore(reactor, tmp_path / "switch.db")
+    await s.start()
+    try:
+        h = 3600.0
+        assert await s.seen_duplicate("local", "A", 0.0) is False
+        assert await s.seen_duplicate("local", "A", 1.0) is True
+        assert await s.seen_duplicate("state", "A", 1.0) is False
+        assert await s.duplicate_known("local", "A", 25 * h - 1) is True
+        assert await s.duplicate_known("local", "A", 25 * h + 1) is False
+        assert await s.duplicate_known("local", "B", 1.0) is False
+        await s.save_inquiry(InquiryRecord("Q1", "T1", 0.0, {"replies": []}), 0.0)
+        await s.save_inquiry(InquiryRecord("Q2", "T1", 20 * h, {"replies": [1]}), 20 * h)
+        old = await s.mailbox_put("T1", "k", {}, 0.0)
+        await s.mailbox_ack("T1", old, 0.0)
+        unacked = await s.mailbox_put("T1", "k", {}, 0.0)
+        counts = await s.purge(now=30 * 24 * h + 1)
+        assert (counts.duplicates, counts.inquiries, counts.mailbox) == (2, 2, 1)
+        assert [i.seq for i in await s.mailbox_since("T1", 0, 10)] == [unacked]
+        await s.save_inquiry(InquiryRecord("Q3", "T1", 0.0, {"a": 1}), 0.0)
+        await s.save_inquiry(InquiryRecord("Q3", "T1", 0.0, {"a": 2}), 1.0)
+        loaded = await s.load_inquiry("Q3")
+        assert loaded is not None and loaded.state == {"a": 2}
+        assert (await s.purge(now=23 * h)).inquiries == 0
+        assert (await s.purge(now=24 * h + 1)).inquiries == 1
+        assert await s.load_inquiry("Q3") is None
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_locks_roundtrip(store: SQLiteStore) -> None:
+    """Operator locks are upserted, listed and deleted."""
+    await store.save_lock(OperatorLock("demo", 3, 100.0, None))
+    await store.save_lock(OperatorLock("demo", 5, 100.0, 700.0))
+    await store.save_lock(OperatorLock("alice", 1, 5.0, None))
+    assert await store.load_locks() == [
+        OperatorLock("alice", 1, 5.0, None),
+        OperatorLock("demo", 5, 100.0, 700.0),
+    ]
+    await store.delete_lock("demo")
+    assert [lk.operator for lk in await store.load_locks()] == ["alice"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_clean_stop_leaves_one_file(tmp_path: Path, reactor: Any) -> None:
+    """A clean stop folds the WAL into the database: one self-contained file remains,
+    and the read-only connection of `switchctl audit` opens it."""
+    s = SQLiteStore(reactor, tmp_path / "switch.db")
+    await s.start()
+    await s.mailbox_put("T1", "reply", {"n": 1}, 1.0)
+    await s.load_locks()  # opens a reader connection too
+    await s.stop()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["switch.db"]
+    conn = connect_reader(tmp_path / "switch.db")
+    assert conn.execute("SELECT COUNT(*) FROM mailbox").fetchone()[0] == 1
+    conn.close()
