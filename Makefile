@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_sim_data.py --persons 20000
 	@if [ -f bench/bench_audit.py ]; then echo "$(PY) bench/bench_audit.py"; $(PY) bench/bench_audit.py; fi
 	$(PY) bench/bench_inquiries.py
+	$(PY) bench/bench_teletype.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check switch simulators tests bench

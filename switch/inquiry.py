@@ -130,6 +130,28 @@ class InquiryEngine:
         self._inquiries: dict[str, _Pending] = {}
         self._by_control: dict[tuple[str, str], str] = {}
 
+    @property
+    def timeout(self) -> float:
+        """Seconds a network has to answer (``[inquiry] timeout``)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        # A reload (switch.reload) sets it; it applies to inquiries sent from then on.
+        self._timeout = seconds
+
+    def outstanding(self, link: str | None = None) -> int:
+        """Inquiries not yet complete (waiting for ``link``'s answer, if given).
+
+        Shutdown drains until this is 0; a reload drains a changed link until it is 0
+        for that link, so that no answer is cut off by its logoff.
+        """
+        return sum(
+            1
+            for p in self._inquiries.values()
+            if not p.completed and (link is None or link in p.timers)
+        )
+
     # ------------------------------------------------------------------ submit / query
 
     async def submit(self, inquiry: Inquiry, terminal: str) -> InquiryProgress:

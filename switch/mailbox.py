@@ -12,10 +12,13 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import structlog
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from switch.store.interface import MailboxItem, Store
+
+log = structlog.get_logger("switch.mailbox")
 
 Subscriber = Callable[[MailboxItem], None]
 
@@ -37,8 +40,18 @@ class Mailbox:
         seq = await self._store.mailbox_put(terminal, kind, item, now)
         stored = MailboxItem(seq=seq, terminal=terminal, kind=kind, item=item, created=now)
         for subscriber in list(self._subscribers.get(terminal, ())):
-            subscriber(stored)
+            # The item is committed: a failing subscriber (a stream whose connection
+            # broke mid-write) must neither fail this put, whose caller would think the
+            # item lost, nor keep the other subscribers from seeing it.
+            try:
+                subscriber(stored)
+            except Exception as exc:
+                log.error("mailbox subscriber failed", error=type(exc).__name__)
         return seq
+
+    def subscribers(self, terminal: str) -> int:
+        """How many live subscribers ``terminal`` has (tests, leak checks, status)."""
+        return len(self._subscribers.get(terminal, ()))
 
     def subscribe(self, terminal: str, subscriber: Subscriber) -> Callable[[], None]:
         """Live items for ``terminal``; returns the function that unsubscribes."""

@@ -376,6 +376,11 @@ class SessionManager:
         d = self.audit.record("session.logoff", _session_fields(session, reason))
         d.addErrback(_log_audit_failure, "session.logoff")
 
+    def end(self, session: Session, reason: str) -> None:
+        """End ``session`` now for ``reason`` (audited; a reload removed its terminal,
+        its operator or every role it held)."""
+        self._end(session, reason)
+
     def expire_idle(self) -> int:
         """End every session idle past the limit; returns how many ended."""
         now = self.clock.seconds()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -351,6 +351,8 @@ class TeletypeEngine:
         window: most items with the link layer at once, per link.
         retry_initial, retry_max: backoff after a transient failure, doubling.
         tick: how often expiry is checked and delayed retries are picked up.
+        on_change: called with the link name whenever a route of that link changes
+            state (the daemon refreshes its queue gauges; never called for ``None``).
     """
 
     def __init__(
@@ -371,6 +373,7 @@ class TeletypeEngine:
         retry_max: float = 300.0,
         tick: float = 30.0,
         ids: Any = new_id,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._clock = clock
         self._links = links
@@ -390,6 +393,10 @@ class TeletypeEngine:
         self._queues: dict[str, _LinkQueue] = {}
         self._tick_call: IDelayedCall | None = None
         self._stopped = False
+        #: False until start() has recovered the queue: a link that comes up earlier
+        #: must not send while "sent" items of the last run are being queued again.
+        self._started = False
+        self._on_change = on_change
 
     # ------------------------------------------------------------------ life cycle
 
@@ -404,6 +411,7 @@ class TeletypeEngine:
             await self._queue.requeue_sent(link, now)
         for route in await self.store.open_routes():
             await self._recover(route, now)
+        self._started = True
         self._schedule_tick()
         for link in self._link_names:
             self.kick(link)
@@ -464,6 +472,28 @@ class TeletypeEngine:
         """A ``Link`` state listener (``LinkManager.add_listener``)."""
         if new == "up":
             self.on_link_up(str(link.name))
+
+    def on_link_removed(self, name: str) -> Deferred[int]:
+        """A reload removed link ``name`` (DESIGN §8): every route still waiting for it
+        goes to the intercept queue (reason ``link_removed``), where an admin reroutes
+        it. Fires with how many were moved."""
+        return Deferred.fromCoroutine(self._link_removed(name))
+
+    async def _link_removed(self, name: str) -> int:
+        moved = 0
+        for route in await self.store.open_routes():
+            if route.link != name:
+                continue
+            flight = self._lq(name).inflight.pop(route.wire_id, None)
+            if flight is not None and flight.deferred is not None:
+                flight.deferred.cancel()
+            await self._queue.mark_teletype(route.wire_id, "intercepted", self._now())
+            await self._intercept(
+                route.wire_id, "link_removed", f"link {name} removed by a reload", "intercepted"
+            )
+            moved += 1
+        self._queues.pop(name, None)
+        return moved
 
     def in_flight(self, link: str) -> int:
         return len(self._lq(link).inflight)
@@ -540,6 +570,7 @@ class TeletypeEngine:
                 await self._add_intercept(route, "unroutable", "no destination rule matches")
         log.info("teletype.accepted", message_id=message.id, key=message.key, routes=len(routes))
         for link in sorted({r.link for r in queued if r.link is not None}):
+            self._changed(link)
             self.kick(link)
         return message, routes
 
@@ -577,7 +608,7 @@ class TeletypeEngine:
 
     def kick(self, link: str) -> None:
         """Send what is due on ``link`` (coalesced: one pump per link at a time)."""
-        if self._stopped:
+        if self._stopped or not self._started:
             return
         lq = self._lq(link)
         if lq.pumping:
@@ -871,6 +902,7 @@ class TeletypeEngine:
         message, _ = found
         route = dataclasses.replace(route, state=state, updated=self._now())
         await self.store.update_route(route)
+        self._changed(route.link)
         if audit:
             await self._audit.record(
                 "teletype.route",
@@ -900,6 +932,13 @@ class TeletypeEngine:
         await self._mailbox.put(message.terminal, "delivery", item)
 
     # ------------------------------------------------------------------ helpers
+
+    def _changed(self, link: str | None) -> None:
+        if self._on_change is not None and link is not None:
+            try:
+                self._on_change(link)
+            except Exception as exc:  # an observer's bug must not stop delivery
+                log.error("teletype.on_change_failed", error=type(exc).__name__)
 
     def _lq(self, link: str) -> _LinkQueue:
         lq = self._queues.get(link)

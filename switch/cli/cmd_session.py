@@ -11,12 +11,15 @@ Exit status: 0 done, 1 refused by the daemon or daemon unreachable, 2 usage.
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import getpass
 import json
 import sys
+import time
 from typing import Any
 from urllib.parse import quote
 
+from switch.cli import render
 from switch.cli.client import (
     DEFAULT_SOCKET,
     ApiError,
@@ -137,30 +140,86 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_status(data: dict[str, Any]) -> str:
-    """The human table of ``/v1/status``."""
+def format_status(data: dict[str, Any], now: float | None = None) -> str:
+    """The human tables of ``/v1/status``: links (state, since, queue depth and age, last
+    error), audit health, sessions, hit confirmations. Everything the daemon sends is
+    printed through :func:`render.clean` (no control characters reach the terminal)."""
+    now = time.time() if now is None else now
     lines = []
     links = data.get("links") or []
     if links:
-        rows = [("LINK", "NETWORK", "STATE", "QUEUE")] + [
-            (
-                str(link.get("name", "")),
-                str(link.get("network", "")),
-                str(link.get("state", "")),
-                str(link.get("queue_depth", "")),
+        rows = []
+        for link in links:
+            oldest = link.get("queue_oldest_seconds")
+            rows.append(
+                (
+                    link.get("name", ""),
+                    link.get("network", ""),
+                    link.get("state", ""),
+                    _since(link.get("since"), now),
+                    link.get("queue_depth", ""),
+                    _duration(oldest) if oldest else "-",
+                    render.short(link.get("last_error") or "-", 60),
+                )
             )
-            for link in links
-        ]
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        for row in rows:
-            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+        header = ("LINK", "NETWORK", "STATE", "SINCE", "QUEUE", "OLDEST", "LAST ERROR")
+        lines.append(render.table(header, rows))
     else:
         lines.append("links: none configured")
     audit = data.get("audit") or {}
     healthy = audit.get("healthy")
+    lines.append("")
     lines.append(f"audit: {'healthy' if healthy else 'FAILING' if healthy is False else '?'}")
-    lines.append(f"sessions: {data.get('sessions', '?')}")
+    lines.append(f"sessions: {render.clean(data.get('sessions', '?'))}")
+    sessions = data.get("session_list") or []
+    if sessions:
+        session_rows = [
+            (
+                "  " + render.clean(s.get("terminal", "")),
+                s.get("operator", ""),
+                ",".join(str(r) for r in s.get("roles") or []),
+                _since(s.get("since"), now),
+                "-" if s.get("idle_seconds") is None else _duration(s["idle_seconds"]),
+            )
+            for s in sessions
+        ]
+        session_header = ("  TERMINAL", "OPERATOR", "ROLES", "SINCE", "IDLE")
+        lines.append(render.table(session_header, session_rows))
+    confirmations = data.get("hit_confirmations")
+    if isinstance(confirmations, dict):
+        overdue = confirmations.get("overdue", 0)
+        mark = "  <-- answer them (switchctl confirm)" if overdue else ""
+        lines.append(f"hit confirmations overdue: {render.clean(overdue)}{mark}")
     return "\n".join(lines)
+
+
+def _duration(seconds: object) -> str:
+    """``75`` -> ``1m15s``; ``3700`` -> ``1h01m``."""
+    try:
+        total = int(float(str(seconds)))
+    except ValueError:
+        return "?"
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m{total % 60:02d}s"
+    if total < 86400:
+        return f"{total // 3600}h{total % 3600 // 60:02d}m"
+    return f"{total // 86400}d{total % 86400 // 3600:02d}h"
+
+
+def _since(value: object, now: float) -> str:
+    """An ISO time as ``HH:MM:SSZ (age)``; unparseable values are shown as they are."""
+    if not isinstance(value, str) or not value:
+        return "-"
+    try:
+        moment = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return render.clean(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    age = max(0.0, now - moment.timestamp())
+    return f"{moment.astimezone(_dt.UTC):%H:%M:%S}Z ({_duration(age)} ago)"
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:

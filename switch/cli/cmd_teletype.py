@@ -390,10 +390,10 @@ def cmd_confirm_list(args: argparse.Namespace) -> int:
                     _first(i, "id"),
                     _first(i, "direction"),
                     _first(i, "urgency"),
-                    _first(i, "entering_ori", "to", "from"),
+                    _first(i, "counterpart", "entering_ori", "to", "from"),
                     _first(i, "nic"),
                     _first(i, "oca"),
-                    _first(i, "state", "status", "confirmed"),
+                    _first(i, "outcome", "state", "status", "confirmed"),
                     _first(i, "deadline", "due"),
                 )
                 for i in rows

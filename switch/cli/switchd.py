@@ -3,14 +3,18 @@
 Order of start-up (DESIGN §8): validate the whole config first (exit 2 with one line
 per error and no traceback), then configure logging, build the service, listen (exit 1
 if that fails: socket held by a live daemon, port taken), write ``var/run/switchd.pid``.
-SIGTERM or SIGINT stop it in order (listeners first) and exit 0; the pid file is removed
-on a clean exit. The global reactor is imported here and nowhere below.
+SIGTERM or SIGINT stop it in order (listeners first; see switch.service) and exit 0; the
+pid file is removed on a clean exit. SIGHUP reloads the configuration (switch.reload): the
+handler only schedules the reload on the reactor with ``callFromThread``; a SIGHUP before
+the daemon is up, or while it stops, is logged and ignored (never the default action,
+which would end the process). The global reactor is imported here and nowhere below.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +26,8 @@ from twisted.internet.defer import Deferred
 from switch import logs, paths
 from switch.config import Config, ConfigInvalid, load_config
 from switch.metrics import Metrics
-from switch.service import StartupError, add_gateway, make_service
+from switch.protocols.link import UP
+from switch.service import Gateway, StartupError, SwitchService, add_gateway, make_service
 
 #: Bound on the orderly part of shutdown beyond draining (DESIGN §8: exit within
 #: drain + 5 s); then we exit regardless.
@@ -105,7 +110,59 @@ def _run(reactor: Any, config: Config) -> Deferred[None]:
     return Deferred.fromCoroutine(_serve(reactor, config))
 
 
+def install_sighup(reactor: Any, target: list[SwitchService]) -> None:
+    """SIGHUP -> ``target[0].reload("sighup")`` on the reactor thread.
+
+    The Python-level handler runs between two bytecodes of whatever the main thread was
+    doing; it must not touch Twisted state, so it only hands the work to the reactor.
+    """
+
+    def reload_now() -> None:
+        if not target or not target[0].running:
+            _log.warning("SIGHUP ignored: the daemon is not serving")
+            return
+        d = target[0].reload("sighup")
+        d.addErrback(lambda f: _log.error("config reload failed", error=type(f.value).__name__))
+
+    def on_sighup(signum: int, frame: object) -> None:
+        reactor.callFromThread(reload_now)
+
+    signal.signal(signal.SIGHUP, on_sighup)
+
+
+def wire_operations(service: SwitchService, gateway: Gateway) -> None:
+    """Give the reloader and the shutdown drain the parts add_gateway built."""
+    reloader = service.reloader
+    assert reloader is not None
+    teletype = getattr(gateway, "teletype", None)
+    reloader.attach(links=gateway.links, inquiries=gateway.inquiries, teletype=teletype)
+    incoming = getattr(gateway, "incoming", None)
+    set_terminals = getattr(incoming, "set_terminals", None)
+    if set_terminals is not None:
+        reloader.on_applied.append(lambda cfg: set_terminals(cfg.terminals))
+    # A removed link's teletype queue goes to the intercept queue (DESIGN §8), done by
+    # the teletype engine once it offers the hook.
+    moved = getattr(teletype, "on_link_removed", None)
+    if moved is not None:
+        reloader.on_link_removed.append(moved)
+    else:
+        reloader.on_link_removed.append(
+            lambda name: _log.warning(
+                "link removed: its queued teletype waits for expiry (no intercept hook)",
+                link=name,
+            )
+        )
+    service.drain_checks.append(lambda: gateway.inquiries.outstanding() > 0)
+    service.drain_checks.append(
+        lambda: any(
+            link.state == UP and link.queue_depth > 0 for link in gateway.links.links.values()
+        )
+    )
+
+
 async def _serve(reactor: Any, config: Config) -> None:
+    serving: list[SwitchService] = []
+    install_sighup(reactor, serving)
     if config.demo_passwords:
         for _ in range(3):
             _log.warning(
@@ -116,7 +173,9 @@ async def _serve(reactor: Any, config: Config) -> None:
         metrics = Metrics()
         store, audit = await open_storage(reactor, config, metrics)
         service = make_service(config, reactor, audit, metrics=metrics)
-        add_gateway(service, config, reactor, store, audit, stop_audit=audit.stop)
+        gateway = add_gateway(service, config, reactor, store, audit, stop_audit=audit.stop)
+        wire_operations(service, gateway)
+        await gateway.dedup.load()  # before the links dial: duplicate checks in memory
         service.startService()  # type: ignore[no-untyped-call]
     except Exception as exc:
         _log.error("start-up failed", error=str(exc))
@@ -132,8 +191,9 @@ async def _serve(reactor: Any, config: Config) -> None:
 
     async def shutdown() -> None:
         _log.info("stopping")
+        serving.clear()  # a SIGHUP from now on is ignored
         d = service.stopService()
-        d.addTimeout(config.drain_timeout + SHUTDOWN_GRACE, reactor)
+        d.addTimeout(service.config.drain_timeout + SHUTDOWN_GRACE, reactor)
         try:
             await d
         except Exception as exc:
@@ -142,6 +202,7 @@ async def _serve(reactor: Any, config: Config) -> None:
         _log.info("exiting")
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromCoroutine(shutdown()))
+    serving.append(service)
     _log.info("started", pid=os.getpid(), socket=os.fspath(config.api.socket))
     # Run until SIGTERM/SIGINT: Twisted's handlers stop the reactor, which runs the
     # shutdown trigger above; task.react then exits 0.

@@ -463,6 +463,9 @@ class Api:
         self.clock = clock
         self.links = links if links is not None else list
         self.draining = False
+        #: More ``/v1/status`` keys, each call returning a mapping merged in (sessions,
+        #: hit confirmations: whatever the daemon wires).
+        self.status_extras: list[Callable[[], Mapping[str, Any]]] = []
         self.router = Router()
         self._openapi = _openapi_document()
         self._add_default_routes()
@@ -654,14 +657,20 @@ class Api:
         return Response(204)
 
     async def status(self, call: Call) -> Response:
-        return Response(
-            200,
-            {
-                "links": self.links(),
-                "audit": {"healthy": self.audit.healthy},
-                "sessions": self.sessions.count,
-            },
+        """Links (state, since, last error, queue depth and age), audit health, the
+        session count, and whatever ``status_extras`` add (``switchctl status``)."""
+        body: dict[str, Any] = {}
+        for extra in self.status_extras:
+            try:
+                body.update(extra())
+            except Exception as exc:  # status must answer even if one source breaks
+                _log.error("status source failed", error=type(exc).__name__)
+        body.update(
+            links=self.links(),
+            audit={"healthy": self.audit.healthy},
+            sessions=self.sessions.count,
         )
+        return Response(200, body)
 
     async def unlock_operator(self, call: Call) -> Response:
         operator = call.params["operator"]

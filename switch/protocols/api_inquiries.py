@@ -80,8 +80,12 @@ class InquiryRoutes:
         clock: IReactorTime,
         *,
         on_rejected: Callable[[str], None] | None = None,
+        keepalive: float = KEEPALIVE,
+        stall_limit: float = STALL_LIMIT,
     ) -> None:
         self.api = api
+        self.keepalive = keepalive
+        self.stall_limit = stall_limit
         self.config = config
         self.engine = engine
         self.mailbox = mailbox
@@ -234,8 +238,24 @@ class InquiryRoutes:
         try:
             last = int(raw or 0)
         except ValueError:
-            raise bad_field("Last-Event-ID", "Last-Event-ID: a mailbox sequence number") from None
-        stream = EventStream(self.mailbox, session.terminal, last, self.clock)
+            last = -1
+        if not 0 <= last <= 2**62:
+            raise bad_field("Last-Event-ID", "Last-Event-ID: a mailbox sequence number")
+        sessions = self.api.sessions
+
+        def alive() -> bool:
+            # ended by logoff, idle expiry or a reload: the stream ends with it
+            return any(s is session for s in sessions.sessions())
+
+        stream = EventStream(
+            self.mailbox,
+            session.terminal,
+            last,
+            self.clock,
+            keepalive=self.keepalive,
+            stall_limit=self.stall_limit,
+            alive=alive,
+        )
         return Response(
             200,
             content_type="text/event-stream",
@@ -251,13 +271,33 @@ class EventStream:
     Nothing is buffered here: while the reader is slow (the transport paused us) or a
     replay is running, live items are skipped and re-read from the store afterwards,
     so memory per stream is bounded by one page whatever the reader does.
+
+    The session that opened it is checked at every keepalive: once it has ended
+    (logoff, idle expiry, reload) the stream is closed within ``keepalive`` seconds.
+
+    Invariant: an item is written directly from the live push only when the stream is
+    caught up (``behind`` false, no replay running, not paused); every other path goes
+    through the store in ``seq`` order, so the reader sees no gap and no duplicate.
     """
 
-    def __init__(self, mailbox: Mailbox, terminal: str, last: int, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        terminal: str,
+        last: int,
+        clock: IReactorTime,
+        *,
+        keepalive: float = KEEPALIVE,
+        stall_limit: float = STALL_LIMIT,
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
         self.mailbox = mailbox
+        self.alive = alive
         self.terminal = terminal
         self.last = last
         self.clock = clock
+        self.keepalive = keepalive
+        self.stall_limit = stall_limit
         self.request: WebRequest | None = None
         self.paused_at: float | None = None
         self.behind = True  # replay first
@@ -265,27 +305,41 @@ class EventStream:
         self.closed = False
         self._unsubscribe: Callable[[], None] | None = None
         self._timer: IDelayedCall | None = None
+        self._stall: IDelayedCall | None = None
 
     def start(self, request: WebRequest) -> None:
         self.request = request
         channel = request.channel
-        if channel is not None:
-            channel.setTimeout(None)  # type: ignore[no-untyped-call]  # our keepalive rules
+        if channel is None or getattr(request, "_disconnected", False):
+            # The client left before the answer began: nothing to subscribe for (a
+            # subscription here would never be removed: notifyFinish would never fire).
+            self.closed = True
+            return
+        channel.setTimeout(None)  # type: ignore[no-untyped-call]  # our keepalive rules
         request.registerProducer(self, True)  # type: ignore[no-untyped-call]
         request.notifyFinish().addBoth(self._finished)
         self._write(b": switch event stream\n\n")
+        if getattr(channel, "_waitingForTransport", False):
+            # HTTPChannel does not pause a producer registered while the transport is
+            # already full; do it ourselves so the stall limit applies from now.
+            self.pauseProducing()
         self._unsubscribe = self.mailbox.subscribe(self.terminal, self._live)
-        self._tick()
+        self._timer = self.clock.callLater(self.keepalive, self._tick)
         self._replay()
 
     # ---------------------------------------------------------------- producer
 
     def pauseProducing(self) -> None:
-        if self.paused_at is None:
-            self.paused_at = self.clock.seconds()
+        if self.paused_at is not None or self.closed:
+            return
+        self.paused_at = self.clock.seconds()
+        self._stall = self.clock.callLater(self.stall_limit, self._stalled)
 
     def resumeProducing(self) -> None:
+        if self.closed:
+            return
         self.paused_at = None
+        self._cancel_stall()
         if self.behind:
             self._replay()
 
@@ -299,11 +353,10 @@ class EventStream:
             return
         if item.seq <= self.last:
             return
-        if self.paused_at is not None or self.replaying:
-            # busy or blocked: the store has it, read it later
+        if self.paused_at is not None or self.replaying or self.behind:
+            # busy, blocked or not caught up: the store has it, read it later
             self.behind = True
-            if not self.replaying and self.paused_at is None:
-                self._replay()
+            self._replay()  # no-op while paused or already replaying
             return
         self._send(item)
 
@@ -316,7 +369,7 @@ class EventStream:
         self.request.write(data)  # type: ignore[no-untyped-call]
 
     def _replay(self) -> None:
-        if self.replaying or self.closed:
+        if self.replaying or self.closed or self.paused_at is not None:
             return
         self.replaying = True
         d = Deferred.fromCoroutine(self._replay_pages())
@@ -343,16 +396,28 @@ class EventStream:
         self._close()
 
     def _tick(self) -> None:
+        self._timer = None
         if self.closed or self.request is None:
             return
-        now = self.clock.seconds()
-        if self.paused_at is not None and now - self.paused_at >= STALL_LIMIT:
-            log.warning("event stream stalled, closing", terminal=self.terminal)
+        if self.alive is not None and not self.alive():
+            log.info("event stream closed: session ended", terminal=self.terminal)
             self._close()
             return
         if self.paused_at is None:
             self._write(b": keepalive\n\n")
-        self._timer = self.clock.callLater(KEEPALIVE, self._tick)
+        self._timer = self.clock.callLater(self.keepalive, self._tick)
+
+    def _stalled(self) -> None:
+        self._stall = None
+        if self.closed or self.paused_at is None:
+            return
+        log.warning("event stream stalled, closing", terminal=self.terminal)
+        self._close()
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None and self._stall.active():
+            self._stall.cancel()
+        self._stall = None
 
     def _close(self) -> None:
         if self.closed:
@@ -375,3 +440,4 @@ class EventStream:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        self._cancel_stall()

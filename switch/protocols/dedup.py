@@ -65,10 +65,18 @@ class MemoryDuplicates:
             del entries[key]
 
     def seen(self, link: str, msg_id: str) -> Deferred[bool]:
+        return succeed(self.contains(link, msg_id))
+
+    def contains(self, link: str, msg_id: str) -> bool:
         now = self._now()
         self._purge(now)
         expires = self._entries.get((link, msg_id))
-        return succeed(expires is not None and expires > now)
+        return expires is not None and expires > now
+
+    def restore(self, link: str, msg_id: str, remembered_at: float) -> None:
+        """Re-add an entry remembered earlier (at start, oldest first, so that insertion
+        order stays expiry order)."""
+        self._entries[(link, msg_id)] = remembered_at + self._ttl
 
     def remember(self, link: str, msg_id: str) -> Deferred[None]:
         now = self._now()
@@ -83,16 +91,51 @@ class MemoryDuplicates:
 
 
 class StoreDuplicates:
-    """The durable :class:`DuplicateMemory`: the store's table, kept 25 h (DESIGN §4)."""
+    """The durable :class:`DuplicateMemory`: the store's table, kept 25 h (DESIGN §4),
+    with an in-memory copy in front of it.
 
-    def __init__(self, store: DuplicateStore, clock: Callable[[], float]) -> None:
+    :meth:`load` reads every entry younger than the TTL at start; from then on the
+    memory holds everything the store does, so a check is a dict lookup instead of a
+    trip to a reader thread. Only if the table held more than ``max_entries`` (or the
+    memory later overflows) do misses fall back to reading the store.
+    """
+
+    def __init__(
+        self,
+        store: DuplicateStore,
+        clock: Callable[[], float],
+        *,
+        ttl: float = DEFAULT_TTL,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._ttl = ttl
+        self._max = max_entries
+        self._memory = MemoryDuplicates(clock, ttl=ttl, max_entries=max_entries)
+        self._complete = False  # the memory holds every live entry of the store
+
+    async def load(self) -> int:
+        """Copy the store's live entries into memory; returns how many."""
+        rows = await self._store.recent_duplicates(self._clock() - self._ttl, self._max + 1)
+        if len(rows) > self._max:
+            return 0  # too many to hold: keep asking the store on a miss
+        for link, msg_id, first_seen in rows:
+            self._memory.restore(link, msg_id, first_seen)
+        self._complete = True
+        return len(rows)
 
     def seen(self, link: str, msg_id: str) -> Deferred[bool]:
+        if self._memory.contains(link, msg_id):
+            return succeed(True)
+        if self._complete:
+            return succeed(False)
         return self._store.duplicate_known(link, msg_id, self._clock())
 
     def remember(self, link: str, msg_id: str) -> Deferred[None]:
+        self._memory.remember(link, msg_id)
+        if len(self._memory) >= self._max:
+            self._complete = False  # the oldest entries may have been evicted
         d = self._store.seen_duplicate(link, msg_id, self._clock())
         return d.addCallback(lambda _: None)
 
@@ -101,5 +144,9 @@ class DuplicateStore(Protocol):
     """The part of :class:`switch.store.interface.Store` duplicate memory needs."""
 
     def duplicate_known(self, link: str, id: str, now: float) -> Deferred[bool]: ...
+
+    def recent_duplicates(
+        self, since: float, limit: int
+    ) -> Deferred[list[tuple[str, str, float]]]: ...
 
     def seen_duplicate(self, link: str, id: str, now: float) -> Deferred[bool]: ...

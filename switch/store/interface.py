@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from twisted.internet.defer import Deferred
+
+if TYPE_CHECKING:  # the records import this module: annotations only
+    from .teletype import ConfirmationRecord, InterceptRecord, MessageRecord, RouteRecord
 
 TeletypeState = Literal["queued", "sent", "accepted", "rejected", "expired", "intercepted"]
 TELETYPE_STATES: Final = ("queued", "sent", "accepted", "rejected", "expired", "intercepted")
@@ -188,6 +191,36 @@ class Store(Protocol):
         """link -> (queued + sent count, created time of the oldest of them)."""
         ...
 
+    # -- teletype messages, routes, intercept queue, hit confirmations
+    #    (the TeletypeStore seam of switch.teletype_store; documented there)
+    def save_message(self, message: MessageRecord, routes: list[RouteRecord]) -> Deferred[None]:
+        """Insert a message and all its routes in one transaction."""
+        ...
+
+    def get_message(self, id: str) -> Deferred[tuple[MessageRecord, list[RouteRecord]] | None]: ...
+
+    def update_route(self, route: RouteRecord) -> Deferred[None]: ...
+
+    def route_by_wire(self, wire_id: str) -> Deferred[RouteRecord | None]: ...
+
+    def open_routes(self) -> Deferred[list[RouteRecord]]: ...
+
+    def put_intercept(self, item: InterceptRecord) -> Deferred[None]: ...
+
+    def get_intercept(self, id: str) -> Deferred[InterceptRecord | None]: ...
+
+    def list_intercepts(self) -> Deferred[list[InterceptRecord]]: ...
+
+    def delete_intercept(self, id: str) -> Deferred[bool]: ...
+
+    def save_confirmation(self, record: ConfirmationRecord) -> Deferred[None]: ...
+
+    def get_confirmation(self, id: str) -> Deferred[ConfirmationRecord | None]: ...
+
+    def list_confirmations(
+        self, *, open_only: bool = False
+    ) -> Deferred[list[ConfirmationRecord]]: ...
+
     # -- terminal mailboxes
     def mailbox_put(
         self, terminal: str, kind: str, item: Mapping[str, object], now: float
@@ -215,6 +248,11 @@ class Store(Protocol):
 
     def duplicate_known(self, link: str, id: str, now: float) -> Deferred[bool]:
         """Read only: is (link, id) remembered and younger than the duplicate TTL?"""
+        ...
+
+    def recent_duplicates(self, since: float, limit: int) -> Deferred[list[tuple[str, str, float]]]:
+        """``(link, id, first_seen)`` remembered at or after ``since``, oldest first, at most
+        ``limit`` (the daemon loads them at start to answer duplicate checks in memory)."""
         ...
 
     # -- operator locks

@@ -89,6 +89,67 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             line TEXT NOT NULL
         )""",
     ),
+    # 2: teletype messages, their routes, the intercept queue and hit confirmations
+    # (switch.teletype_store): what the API shows on top of teletype_queue.
+    (
+        """CREATE TABLE tt_message (
+            id          TEXT PRIMARY KEY,
+            terminal    TEXT NOT NULL,
+            operator    TEXT,
+            key         TEXT NOT NULL,
+            from_ori    TEXT NOT NULL,
+            dests       TEXT NOT NULL,
+            text        TEXT NOT NULL,
+            priority    TEXT NOT NULL,
+            fields      TEXT NOT NULL,
+            in_reply_to TEXT,
+            created     REAL NOT NULL
+        )""",
+        "CREATE INDEX tt_message_created ON tt_message (created)",
+        """CREATE TABLE tt_route (
+            message_id  TEXT NOT NULL REFERENCES tt_message(id) ON DELETE CASCADE,
+            number      INTEGER NOT NULL,
+            dest        TEXT NOT NULL,
+            link        TEXT,
+            state       TEXT NOT NULL,
+            wire_id     TEXT NOT NULL UNIQUE,
+            text        TEXT,
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            updated     REAL NOT NULL,
+            PRIMARY KEY (message_id, number)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX tt_route_open ON tt_route (state) WHERE state IN ('queued', 'sent')",
+        """CREATE TABLE tt_intercept (
+            id           TEXT PRIMARY KEY,
+            message_id   TEXT NOT NULL,
+            number       INTEGER NOT NULL,
+            reason       TEXT NOT NULL,
+            detail       TEXT NOT NULL,
+            created      REAL NOT NULL,
+            locked_by    TEXT,
+            lock_session TEXT,
+            lock_expires REAL
+        )""",
+        "CREATE INDEX tt_intercept_created ON tt_intercept (created)",
+        """CREATE TABLE hit_confirmation (
+            id             TEXT PRIMARY KEY,
+            direction      TEXT NOT NULL,
+            urgency        TEXT NOT NULL,
+            request_number INTEGER NOT NULL,
+            sent_at        REAL NOT NULL,
+            outcome        TEXT NOT NULL,
+            terminals      TEXT NOT NULL,
+            counterpart    TEXT NOT NULL,
+            message_ids    TEXT NOT NULL,
+            fields         TEXT NOT NULL,
+            warned         INTEGER NOT NULL,
+            overdue_noted  INTEGER NOT NULL,
+            reply          TEXT,
+            created        REAL NOT NULL,
+            updated        REAL NOT NULL
+        )""",
+        "CREATE INDEX hit_confirmation_open ON hit_confirmation (outcome, created)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -46,6 +46,7 @@ from .interface import (
     TeletypeState,
 )
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .teletype import ConfirmationRecord, InterceptRecord, MessageRecord, RouteRecord
 
 T = TypeVar("T")
 
@@ -294,8 +295,17 @@ class _Writer:
         self.jobs += sum(1 for _, ok, _ in results if ok)
         if self._on_commit is not None:
             self._on_commit(time.monotonic() - started, len(batch))
-        for job, ok, value in results:
-            self._fire(job.deferred, ok, value)
+        # One hop to the reactor for the whole batch, not one per job: under load a
+        # batch holds dozens of jobs and each hop costs the reactor a wake-up.
+        self._reactor.callFromThread(_fire_all, results)
+
+
+def _fire_all(results: list[tuple[_Job[Any], bool, Any]]) -> None:
+    for job, ok, value in results:
+        if ok:
+            job.deferred.callback(value)
+        else:
+            job.deferred.errback(value)
 
 
 def _store_error(exc: BaseException) -> BaseException:
@@ -327,6 +337,64 @@ def _teletype(row: Sequence[Any]) -> TeletypeItem:
 _TELETYPE_COLS: Final = (
     "id, link, priority, state, attempts, next_attempt, expires, created, updated, message"
 )
+
+
+_ROUTE_COLS: Final = "message_id, number, dest, link, state, wire_id, text, attempts, updated"
+_INTERCEPT_COLS: Final = (
+    "id, message_id, number, reason, detail, created, locked_by, lock_session, lock_expires"
+)
+_CONFIRMATION_COLS: Final = (
+    "id, direction, urgency, request_number, sent_at, outcome, terminals, counterpart,"
+    " message_ids, fields, warned, overdue_noted, reply, created, updated"
+)
+
+
+def _route_row(route: RouteRecord) -> tuple[Any, ...]:
+    return (
+        route.message_id,
+        route.number,
+        route.dest,
+        route.link,
+        route.state,
+        route.wire_id,
+        route.text,
+        route.attempts,
+        route.updated,
+    )
+
+
+def _route(row: Sequence[Any]) -> RouteRecord:
+    return RouteRecord(
+        message_id=row[0],
+        number=row[1],
+        dest=row[2],
+        link=row[3],
+        state=row[4],
+        wire_id=row[5],
+        text=row[6],
+        attempts=row[7],
+        updated=row[8],
+    )
+
+
+def _confirmation(row: Sequence[Any]) -> ConfirmationRecord:
+    return ConfirmationRecord(
+        id=row[0],
+        direction=row[1],
+        urgency=row[2],
+        request_number=row[3],
+        sent_at=row[4],
+        outcome=row[5],
+        terminals=tuple(json.loads(row[6])),
+        counterpart=row[7],
+        message_ids=tuple(json.loads(row[8])),
+        fields=json.loads(row[9]),
+        warned=row[10],
+        overdue_noted=row[11],
+        reply=None if row[12] is None else json.loads(row[12]),
+        created=row[13],
+        updated=row[14],
+    )
 
 
 def audit_head(conn: sqlite3.Connection) -> AuditHead | None:
@@ -611,6 +679,199 @@ class SQLiteStore:
 
         return self.read(query)
 
+    # -- teletype messages, routes, intercept queue, hit confirmations
+    # (switch.teletype_store.TeletypeStore, schema migration 2)
+
+    def save_message(self, message: MessageRecord, routes: list[RouteRecord]) -> Deferred[None]:
+        row = (
+            message.id,
+            message.terminal,
+            message.operator,
+            message.key,
+            message.from_ori,
+            json.dumps(list(message.to)),
+            message.text,
+            message.priority,
+            _json(message.fields),
+            message.in_reply_to,
+            message.created,
+        )
+        route_rows = [_route_row(r) for r in routes]
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO tt_message (id, terminal, operator, key, from_ori, dests, text,"
+                " priority, fields, in_reply_to, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            conn.executemany(
+                f"INSERT INTO tt_route ({_ROUTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                route_rows,
+            )
+
+        return self.write(job)
+
+    def get_message(self, id: str) -> Deferred[tuple[MessageRecord, list[RouteRecord]] | None]:
+        def query(conn: sqlite3.Connection) -> tuple[MessageRecord, list[RouteRecord]] | None:
+            row = conn.execute(
+                "SELECT id, terminal, operator, key, from_ori, dests, text, priority, fields,"
+                " in_reply_to, created FROM tt_message WHERE id = ?",
+                (id,),
+            ).fetchone()
+            if row is None:
+                return None
+            routes = conn.execute(
+                f"SELECT {_ROUTE_COLS} FROM tt_route WHERE message_id = ? ORDER BY number",  # noqa: S608
+                (id,),
+            ).fetchall()
+            message = MessageRecord(
+                id=row[0],
+                terminal=row[1],
+                operator=row[2],
+                key=row[3],
+                from_ori=row[4],
+                to=tuple(json.loads(row[5])),
+                text=row[6],
+                priority=row[7],
+                fields=json.loads(row[8]),
+                in_reply_to=row[9],
+                created=row[10],
+            )
+            return message, [_route(r) for r in routes]
+
+        return self.read(query)
+
+    def update_route(self, route: RouteRecord) -> Deferred[None]:
+        row = _route_row(route)
+
+        def job(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE tt_route SET dest = ?, link = ?, state = ?, wire_id = ?, text = ?,"
+                " attempts = ?, updated = ? WHERE message_id = ? AND number = ?",
+                (*row[2:], row[0], row[1]),
+            )
+            if cur.rowcount == 0:
+                raise KeyError(route.wire_id)
+
+        return self.write(job)
+
+    def route_by_wire(self, wire_id: str) -> Deferred[RouteRecord | None]:
+        def query(conn: sqlite3.Connection) -> RouteRecord | None:
+            row = conn.execute(
+                f"SELECT {_ROUTE_COLS} FROM tt_route WHERE wire_id = ?",  # noqa: S608
+                (wire_id,),
+            ).fetchone()
+            return None if row is None else _route(row)
+
+        return self.read(query)
+
+    def open_routes(self) -> Deferred[list[RouteRecord]]:
+        def query(conn: sqlite3.Connection) -> list[RouteRecord]:
+            rows = conn.execute(
+                f"SELECT {_ROUTE_COLS} FROM tt_route"  # noqa: S608
+                " WHERE state IN ('queued', 'sent') ORDER BY message_id, number"
+            )
+            return [_route(r) for r in rows]
+
+        return self.read(query)
+
+    def put_intercept(self, item: InterceptRecord) -> Deferred[None]:
+        row = (
+            item.id,
+            item.message_id,
+            item.number,
+            item.reason,
+            item.detail,
+            item.created,
+            item.locked_by,
+            item.lock_session,
+            item.lock_expires,
+        )
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT OR REPLACE INTO tt_intercept ({_INTERCEPT_COLS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        return self.write(job)
+
+    def get_intercept(self, id: str) -> Deferred[InterceptRecord | None]:
+        def query(conn: sqlite3.Connection) -> InterceptRecord | None:
+            row = conn.execute(
+                f"SELECT {_INTERCEPT_COLS} FROM tt_intercept WHERE id = ?",  # noqa: S608
+                (id,),
+            ).fetchone()
+            return None if row is None else InterceptRecord(*row)
+
+        return self.read(query)
+
+    def list_intercepts(self) -> Deferred[list[InterceptRecord]]:
+        def query(conn: sqlite3.Connection) -> list[InterceptRecord]:
+            rows = conn.execute(
+                f"SELECT {_INTERCEPT_COLS} FROM tt_intercept ORDER BY created, id"  # noqa: S608
+            )
+            return [InterceptRecord(*r) for r in rows]
+
+        return self.read(query)
+
+    def delete_intercept(self, id: str) -> Deferred[bool]:
+        def job(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM tt_intercept WHERE id = ?", (id,)).rowcount > 0
+
+        return self.write(job)
+
+    def save_confirmation(self, record: ConfirmationRecord) -> Deferred[None]:
+        row = (
+            record.id,
+            record.direction,
+            record.urgency,
+            record.request_number,
+            record.sent_at,
+            record.outcome,
+            json.dumps(list(record.terminals)),
+            record.counterpart,
+            json.dumps(list(record.message_ids)),
+            _json(record.fields),
+            record.warned,
+            record.overdue_noted,
+            None if record.reply is None else _json(record.reply),
+            record.created,
+            record.updated,
+        )
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT OR REPLACE INTO hit_confirmation ({_CONFIRMATION_COLS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        return self.write(job)
+
+    def get_confirmation(self, id: str) -> Deferred[ConfirmationRecord | None]:
+        def query(conn: sqlite3.Connection) -> ConfirmationRecord | None:
+            row = conn.execute(
+                f"SELECT {_CONFIRMATION_COLS} FROM hit_confirmation WHERE id = ?",  # noqa: S608
+                (id,),
+            ).fetchone()
+            return None if row is None else _confirmation(row)
+
+        return self.read(query)
+
+    def list_confirmations(self, *, open_only: bool = False) -> Deferred[list[ConfirmationRecord]]:
+        where = " WHERE outcome IN ('pending', 'in_progress')" if open_only else ""
+
+        def query(conn: sqlite3.Connection) -> list[ConfirmationRecord]:
+            rows = conn.execute(
+                f"SELECT {_CONFIRMATION_COLS} FROM hit_confirmation{where}"  # noqa: S608
+                " ORDER BY created, id"
+            )
+            return [_confirmation(r) for r in rows]
+
+        return self.read(query)
+
     # -- mailboxes
 
     def mailbox_put(
@@ -704,6 +965,17 @@ class SQLiteStore:
 
         return self.read(query)
 
+    def recent_duplicates(self, since: float, limit: int) -> Deferred[list[tuple[str, str, float]]]:
+        def query(conn: sqlite3.Connection) -> list[tuple[str, str, float]]:
+            rows = conn.execute(
+                "SELECT link, id, first_seen FROM duplicates WHERE first_seen >= ?"
+                " ORDER BY first_seen LIMIT ?",
+                (since, limit),
+            ).fetchall()
+            return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+        return self.read(query)
+
     # -- operator locks
 
     def save_lock(self, lock: OperatorLock) -> Deferred[None]:
@@ -741,7 +1013,24 @@ class SQLiteStore:
             def delete(sql: str, cutoff: float) -> int:
                 return conn.execute(sql, (cutoff,)).rowcount
 
+            finished = now - self._teletype_retention
+            # A message goes once every route is final and nothing of it waits in the
+            # intercept queue; its routes follow (ON DELETE CASCADE).
+            messages = delete(
+                "DELETE FROM tt_message WHERE created < ?"
+                " AND NOT EXISTS (SELECT 1 FROM tt_route r WHERE r.message_id = tt_message.id"
+                " AND r.state IN ('queued', 'sent'))"
+                " AND NOT EXISTS (SELECT 1 FROM tt_intercept i"
+                " WHERE i.message_id = tt_message.id)",
+                finished,
+            )
+            confirmations = delete(
+                "DELETE FROM hit_confirmation WHERE outcome NOT IN ('pending', 'in_progress')"
+                " AND updated < ?",
+                finished,
+            )
             return PurgeCounts(
+                extra={"messages": messages, "confirmations": confirmations},
                 inquiries=delete(
                     "DELETE FROM inquiries WHERE created < ?", now - self._inquiry_retention
                 ),
@@ -826,6 +1115,10 @@ async def _noop() -> None:
 
 
 if TYPE_CHECKING:  # mypy proves SQLiteStore satisfies the Store Protocol
+    from switch.teletype_store import TeletypeStore
 
     def _conforms(store: SQLiteStore) -> Store:
+        return store
+
+    def _conforms_teletype(store: SQLiteStore) -> TeletypeStore:
         return store

@@ -114,6 +114,36 @@ class Gateway:
         path = self.root / "switchd.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def metrics_port(self) -> int:
+        """The metrics port switchd bound (the config asks for port 0): from its
+        ``metrics listening`` log line, the last one (a restarted switchd binds anew)."""
+        port = 0
+        for line in self.log().splitlines():
+            if '"metrics listening"' in line:
+                try:
+                    port = int(json.loads(line)["port"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+        if not port:
+            raise LookupError("switchd has not logged its metrics port")
+        return port
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of ``name``'s samples whose labels include ``labels`` (0 if none)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.metrics_port()}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    total += sample.value
+        return total
+
     def close(self) -> None:
         for proc in (self.switchd, self.sim):
             if proc is not None and proc.poll() is None:
@@ -126,14 +156,21 @@ class Gateway:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def switch_toml(ports: dict[str, int], *, inquiry_timeout: float = 10.0) -> str:
+def switch_toml(
+    ports: dict[str, int],
+    *,
+    inquiry_timeout: float = 10.0,
+    heartbeat: float = 5.0,
+    ack_timeout: float = 5.0,
+) -> str:
     links = []
     for name in NETWORKS:
         scheme = "tls" if name == "national" else "tcp"
         link = (
             f'[[links]]\nname = "{name}"\nnetwork = "{name}"\n'
             f'endpoint = "{scheme}:127.0.0.1:{ports[name]}"\nstation = "MO0380100"\n'
-            f'secret_file = "var/secrets/{name}.secret"\nheartbeat = 5.0\nack_timeout = 5.0\n'
+            f'secret_file = "var/secrets/{name}.secret"\n'
+            f"heartbeat = {heartbeat}\nack_timeout = {ack_timeout}\n"
         )
         if name == "national":
             link += (
@@ -151,8 +188,16 @@ def switch_toml(ports: dict[str, int], *, inquiry_timeout: float = 10.0) -> str:
     )
 
 
-def start_gateway(*, persons: int = 2000, start_switchd: bool = True) -> Gateway:
-    """Simulators on free ports, then switchd configured to dial them."""
+def start_gateway(
+    *,
+    persons: int = 2000,
+    start_switchd: bool = True,
+    inquiry_timeout: float = 10.0,
+    heartbeat: float = 5.0,
+    ack_timeout: float = 5.0,
+) -> Gateway:
+    """Simulators on free ports, then switchd configured to dial them (the timers are
+    the links' and inquiries' config, shortened by tests that wait on them)."""
     root = Path(tempfile.mkdtemp(prefix="swe2e", dir="/tmp"))  # short: AF_UNIX path limit
     var = root / "var"
     for name in NETWORKS:
@@ -176,6 +221,10 @@ def start_gateway(*, persons: int = 2000, start_switchd: bool = True) -> Gateway
             str(persons),
             "--delay-ms",
             "0",
+            # The networks heartbeat as often as the gateway expects: with their default
+            # 15 s against the gateway's 3 x 5 s, an idle link was declared dead and redialled.
+            "--heartbeat",
+            str(heartbeat),
         ],
         cwd=root,
         stdout=(root / "sim.log").open("ab"),
@@ -185,7 +234,14 @@ def start_gateway(*, persons: int = 2000, start_switchd: bool = True) -> Gateway
         ports = _wait(lambda: json.loads(ready.read_text()), 20, "simulators")
         conf = root / "conf"
         conf.mkdir()
-        (conf / "switch.toml").write_text(switch_toml(ports))
+        (conf / "switch.toml").write_text(
+            switch_toml(
+                ports,
+                inquiry_timeout=inquiry_timeout,
+                heartbeat=heartbeat,
+                ack_timeout=ack_timeout,
+            )
+        )
         shutil.copy(REPO / "conf" / "routes.toml", conf / "routes.toml")
         # The demo terminals, with a rate limit that does not get in the tests' way.
         terminals = (REPO / "conf" / "terminals.toml").read_text()

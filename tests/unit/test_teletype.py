@@ -341,3 +341,18 @@ def test_yq_fields_are_normalised() -> None:
         "request_number": "1",
     }
     assert w.links.sent[0][1].fields["name"] == "DOE, JOHN"
+
+
+def test_removed_link_moves_its_queue_to_the_intercept_queue() -> None:
+    """A reload that removes a link moves every route still waiting for it (queued or
+    with the link) to the intercept queue as ``link_removed``; other links keep theirs."""
+    links = FakeLinks(up={"local"})
+    w = build(links)
+    _, waiting = done(w.engine.submit(am(["KS", "MO0380200"]), DISPATCH, "demo"))
+    w.engine.set_rules(w.engine.rules, ["local", "regional", "state"])
+    assert done(w.engine.on_link_removed("national")) == 1
+    item = done(w.intercept.get(waiting[0].wire_id))
+    assert item["reason"] == "link_removed" and item["route"]["state"] == "intercepted"
+    assert w.queue.items[waiting[0].wire_id].state == "intercepted"
+    view = done(w.engine.get_message(waiting[0].message_id))
+    assert [r["state"] for r in view["routes"]] == ["intercepted", "accepted"]
