@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
@@ -296,24 +296,30 @@ class InquiryEngine:
             timer.cancel()
         pending.in_flight += 1
         try:
-            await self._audit.record(
-                "reply",
-                {
-                    "inquiry": pending.inquiry.id,
-                    "terminal": pending.terminal,
-                    "network": link,
-                    "reply": reply.id,
-                    "status": reply.status,
-                    "late": not fresh,
-                    "records": record_ids(reply.records),
-                },
-            )
             if fresh and self._metrics is not None:
                 sent = pending.sent_at.get(link)
                 took = None if sent is None else self._clock.seconds() - sent
                 self._metrics.reply(link, reply.status, took, [r.file for r in reply.records])
             item = {"inquiry": pending.inquiry.id, "late": not fresh, **reply_json(reply)}
-            await self._mailbox.put(pending.terminal, "reply", item)
+            # Audit record and mailbox item go to the store together, so they share one
+            # group commit; the link ACKs only when both are committed.
+            await _both(
+                [
+                    self._audit.record(
+                        "reply",
+                        {
+                            "inquiry": pending.inquiry.id,
+                            "terminal": pending.terminal,
+                            "network": link,
+                            "reply": reply.id,
+                            "status": reply.status,
+                            "late": not fresh,
+                            "records": record_ids(reply.records),
+                        },
+                    ),
+                    self._mailbox.put(pending.terminal, "reply", item),
+                ]
+            )
         finally:
             pending.in_flight -= 1
         log.debug("inquiry.reply", inquiry_id=pending.inquiry.id, link=link, status=reply.status)
@@ -346,6 +352,14 @@ class InquiryEngine:
             for timer in pending.timers.values():
                 if timer.active():
                     timer.cancel()
+
+
+async def _both(deferreds: list[Deferred[Any]]) -> None:
+    """Wait for every Deferred; fail with the first failure itself, not a FirstError."""
+    try:
+        await gatherResults(deferreds, consumeErrors=True)
+    except FirstError as err:
+        err.subFailure.raiseException()
 
 
 def _cancel_then(call: IDelayedCall) -> Callable[[Any], Any]:

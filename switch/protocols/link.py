@@ -830,8 +830,20 @@ class Link:
             self.log.info("duplicate acknowledged again", msg_id=message.id)
             return succeed(None)
         d = maybeDeferred(self._on_message, self.name, message)
-        d.addCallback(lambda _: self.dedup.remember(self.name, message.id))
+        d.addCallback(self._remember, message.id)
         return d
+
+    def _remember(self, _: object, msg_id: str) -> None:
+        """Remember a delivered id without holding the ACK back for it: the memory knows
+        it at once (a resend right after is caught), the durable copy follows in the
+        next group commit. A crash before that commit is no worse than one before the
+        ACK: the network resends either way."""
+        d = self.dedup.remember(self.name, msg_id)
+        d.addErrback(
+            lambda f: self.log.error(
+                "duplicate memory write failed", msg_id=msg_id, error=_failure_name(f)
+            )
+        )
 
     def _delivered(self, _: object, msg_id: str) -> None:
         self._answer(msg_id, Ack(msg_id))

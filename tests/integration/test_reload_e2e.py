@@ -82,18 +82,67 @@ class Load(threading.Thread):
                 self.errors.append(repr(exc))
 
 
+class TeletypeLoad(threading.Thread):
+    """AM messages back to back from RECORDS1 to a local and a national agency; the id
+    and text of every message that got its 202 are kept."""
+
+    def __init__(self, gw: Gateway) -> None:
+        super().__init__(daemon=True)
+        self.gw = gw
+        self.accepted: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        client = self.gw.client("RECORDS1")
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            text = f"RELOAD LOAD MESSAGE {n}"
+            body = {"key": "AM", "to": ["MO0380200", "KS"], "text": text, "priority": "routine"}
+            try:
+                answer = client.call("POST", "/v1/messages", body)
+            except Exception as exc:
+                self.errors.append(repr(exc))
+            else:
+                self.accepted.append((answer["id"], text))
+            time.sleep(0.02)
+
+
+def _delivered_once(gw: Gateway, load: TeletypeLoad) -> None:
+    """Every accepted message reaches both simulators exactly once."""
+    client = gw.client("RECORDS1")
+
+    def all_accepted() -> bool:
+        for msg_id, _ in load.accepted:
+            routes = client.call("GET", f"/v1/messages/{msg_id}")["routes"]
+            if any(r["state"] != "accepted" for r in routes):
+                return False
+        return True
+
+    _wait_for(all_accepted, 30, "every route accepted")
+    for network in ("local", "national"):
+        texts = [i["text"] for i in gw.control("GET", f"/{network}/received")["items"]]
+        for _, text in load.accepted:
+            assert texts.count(text) == 1, (network, text)
+
+
 def test_reload_under_load_keeps_links_and_inquiries(gw: Gateway) -> None:
-    """Changing the gun route and adding terminal NEW1 while inquiries flow: 200 with
-    what changed, no link reconnects (simulator counters and link ``since`` unchanged),
-    every inquiry complete with real answers from all four networks, the new route and
-    terminal in effect for the next request."""
+    """Changing the gun route and adding terminal NEW1 while inquiries and teletype flow:
+    200 with what changed, no link reconnects (simulator counters and link ``since``
+    unchanged), every inquiry complete with real answers from all four networks, every
+    accepted message delivered exactly once, the new route and terminal in effect for the
+    next request."""
     gw.client("DISPATCH1")
     assert _networks_asked(gw, "DISPATCH1", "gun", {"serial": "X1"}) == sorted(NETWORKS)
     before, since = _stats(gw), _since(gw)
     load = Load(gw)
     load.start()
+    teletype = TeletypeLoad(gw)
+    teletype.start()
     try:
         _wait_for(lambda: len(load.results) >= 5, 10, "load running")
+        _wait_for(lambda: len(teletype.accepted) >= 3, 10, "teletype load running")
         routes = gw.root / "conf" / "routes.toml"
         text = routes.read_text()
         new = text.replace('gun = ["local", "regional", "state", "national"]', 'gun = ["national"]')
@@ -107,12 +156,16 @@ def test_reload_under_load_keeps_links_and_inquiries(gw: Gateway) -> None:
         assert answer["links_added"] == answer["links_removed"] == []
         assert answer["links_redialled"] == answer["links_secret_changed"] == []
         assert all(len(f["sha256"]) == 64 for f in answer["files"].values())
-        count = len(load.results)
+        count, sent = len(load.results), len(teletype.accepted)
         _wait_for(lambda: len(load.results) >= count + 5, 10, "load after reload")
+        _wait_for(lambda: len(teletype.accepted) >= sent + 3, 10, "teletype after reload")
     finally:
         load.stop.set()
+        teletype.stop.set()
         load.join(timeout=30)
-    assert load.errors == []
+        teletype.join(timeout=30)
+    assert load.errors == [] and teletype.errors == []
+    _delivered_once(gw, teletype)
     assert len(load.results) >= 10
     for result in load.results:
         assert result["status"] == "complete", result
