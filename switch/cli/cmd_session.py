@@ -30,21 +30,12 @@ from switch.cli.client import (
     save_token,
     token_path,
 )
+from switch.cli.cmd_query import connection_options
 
 
 def register(subparsers: Any) -> None:
     """Add the session commands to switchctl's subparsers."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--socket",
-        default=argparse.SUPPRESS,
-        help=f"switchd API socket (default {DEFAULT_SOCKET})",
-    )
-    common.add_argument(
-        "--token-file",
-        default=argparse.SUPPRESS,
-        help="where the session token is kept (default: see docs/api.md)",
-    )
+    common = connection_options()
 
     p = subparsers.add_parser("login", parents=[common], help="log on to switchd")
     p.add_argument("--terminal", required=True, help="terminal id, e.g. ADMIN1")
