@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -124,6 +125,10 @@ class InquiryEngine:
         self._mailbox = mailbox
         self._timeout = timeout
         self._retain = retain  # keep a complete inquiry correlatable for late replies
+        # Finished inquiries in finishing order, forgotten by one sweeping timer rather
+        # than one delayed call each (300/s for an hour would be a million of them).
+        self._finished: deque[tuple[float, str]] = deque()
+        self._sweep: IDelayedCall | None = None
         self._ids = ids
         self._controls = controls or ControlNumbers()
         self._metrics = metrics
@@ -337,11 +342,24 @@ class InquiryEngine:
             self._finish(pending)
 
     def _finish(self, pending: _Pending) -> None:
-        self._clock.callLater(self._retain, self.forget, pending.inquiry.id)
+        self._finished.append((self._clock.seconds() + self._retain, pending.inquiry.id))
+        if self._sweep is None:
+            self._sweep = self._clock.callLater(self._sweep_after(), self._forget_expired)
         waiters, pending.waiters = pending.waiters, []
         for d in waiters:
             d.callback(pending.progress)
         log.info("inquiry.complete", inquiry_id=pending.inquiry.id)
+
+    def _sweep_after(self) -> float:
+        return max(0.0, min(60.0, self._finished[0][0] - self._clock.seconds()))
+
+    def _forget_expired(self) -> None:
+        self._sweep = None
+        now = self._clock.seconds()
+        while self._finished and self._finished[0][0] <= now:
+            self.forget(self._finished.popleft()[1])
+        if self._finished:
+            self._sweep = self._clock.callLater(self._sweep_after(), self._forget_expired)
 
     def forget(self, inquiry_id: str) -> None:
         """Drop a finished inquiry from memory (results live on in the store and audit)."""

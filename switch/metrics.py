@@ -62,6 +62,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.registry = r
+        self._reply_children: dict[str, Any] = {}
+        self._inquiry_children: dict[tuple[str, str], Any] = {}
         self.messages = Counter(
             "switch_messages_total",
             "Application messages sent or received on a link.",
@@ -154,15 +156,27 @@ class Metrics:
             for outcome in INQUIRY_OUTCOMES:
                 self.inquiries.labels(subject=subject, outcome=outcome)
 
+    # labels() costs several us a call; these run per reply, so the children are cached
+    # per label tuple (no series is ever removed, so a cached child stays the live one).
+
     def reply(self, network: str, status: str, seconds: float | None, files: list[str]) -> None:
         if seconds is not None:
-            self.reply_seconds.labels(network=network).observe(seconds)
+            child = self._reply_children.get(network)
+            if child is None:
+                child = self._reply_children[network] = self.reply_seconds.labels(network=network)
+            child.observe(seconds)
         if status == "hit":
             for file in files:
                 self.hits.labels(network=network, file=file).inc()
 
     def inquiry_done(self, subject: str, outcome: str) -> None:
-        self.inquiries.labels(subject=subject, outcome=outcome).inc()
+        key = (subject, outcome)
+        child = self._inquiry_children.get(key)
+        if child is None:
+            child = self._inquiry_children[key] = self.inquiries.labels(
+                subject=subject, outcome=outcome
+            )
+        child.inc()
 
     # Small helpers for the session manager (switch.sessions.Metrics protocol).
 

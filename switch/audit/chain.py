@@ -51,8 +51,11 @@ class CheckpointError(Exception):
 
 def format_ts(seconds: float) -> str:
     """UTC, microseconds, ``Z``: fixed width, so text order is time order (search relies
-    on it)."""
-    return _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime(TS_FORMAT)
+    on it). Same text as ``strftime(TS_FORMAT)``; isoformat is several times cheaper."""
+    value = _dt.datetime.fromtimestamp(seconds, _dt.UTC)
+    if value.year < 1000:  # isoformat pads the year; keep strftime's text for these
+        return value.strftime(TS_FORMAT)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(text: str) -> str:
@@ -66,7 +69,21 @@ def parse_ts(text: str) -> str:
     return value.astimezone(_dt.UTC).strftime(TS_FORMAT)
 
 
+#: The exact types _check_value accepts without a look inside (its fast path).
+_PLAIN: Final = frozenset({str, int, bool, type(None)})
+
+
 def _check_value(value: object, where: str) -> None:
+    if type(value) in _PLAIN:
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(item) in _PLAIN and type(key) is str:
+                continue
+            if not isinstance(key, str):
+                raise TypeError(f"audit field {where}: keys must be strings")
+            _check_value(item, f"{where}.{key}")
+        return
     if value is None or isinstance(value, str | bool | int):
         return
     if isinstance(value, float):
@@ -94,8 +111,13 @@ def build_record(event: str, ts: str, fields: Mapping[str, object]) -> dict[str,
     return {"event": event, "ts": ts, **fields}
 
 
+#: ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` built
+#: once: json.dumps makes a new encoder per call when given any option.
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(record: Mapping[str, object]) -> str:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(record)
 
 
 def chain_step(prev: bytes, seq: int, record: str) -> bytes:

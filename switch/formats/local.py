@@ -53,6 +53,8 @@ from switch.model import (
 from .base import CodecError
 
 MAX_LINE: Final = 64 * 1024
+#: json.dumps(obj, ensure_ascii=False), built once (dumps builds one per call otherwise).
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False)
 _WARRANT_ATTRS: Final = (
     "number",
     "offense",
@@ -258,7 +260,7 @@ class LocalCodec:
         """One JSON line; CodecError for what the wire cannot say (e.g. a timeout reply)."""
         obj = self._to_json(message)
         try:
-            line = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+            line = (_ENCODER.encode(obj) + "\n").encode("utf-8")
         except (TypeError, ValueError) as err:  # non-JSON value, lone surrogate
             raise CodecError(NAK_INVALID_FORMAT, "CANNOT ENCODE") from err
         if len(line) > self.max_frame:

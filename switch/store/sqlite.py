@@ -57,8 +57,12 @@ _BUSY_TIMEOUT_MS: Final = 10_000
 _GENESIS: Final = bytes(32)
 
 
+#: Built once: json.dumps makes a new encoder per call when given any option.
+_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(value: Mapping[str, object]) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def _create_private(path: Path) -> None:

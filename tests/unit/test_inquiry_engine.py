@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -185,3 +186,22 @@ def test_concurrent_answers_complete_the_inquiry_once() -> None:
     kinds = [k for _, k, _ in box.items]
     assert kinds == ["reply", "reply", "inquiry_complete"]
     assert waiter.called
+
+
+@pytest.mark.usefixtures("reactor")
+def test_finished_inquiries_are_forgotten_by_one_timer() -> None:
+    """A finished inquiry stays correlatable for the retention time, then is forgotten;
+    one sweeping timer serves every finished inquiry."""
+    clock, links, audit, box = Clock(), FakeLinks({"local"}), MemoryAudit(), FakeMailbox()
+    engine = InquiryEngine(clock, links, audit, box, timeout=30.0, retain=100.0)
+    for n in range(3):
+        inquiry = dataclasses.replace(_inquiry(("local",)), id=f"Q{n}")
+        Deferred.fromCoroutine(engine.submit(inquiry, "T"))
+        engine.on_reply("local", _hit("local", in_reply_to=f"Q{n}"))
+        clock.advance(10)
+    assert len(clock.getDelayedCalls()) == 1
+    assert engine.knows("Q0") and engine.knows("Q2")
+    clock.advance(75)  # Q0 finished at t=0: gone at 100; Q2 (t=20) stays until 120
+    assert not engine.knows("Q0") and engine.knows("Q2")
+    clock.advance(30)
+    assert not engine.knows("Q2") and clock.getDelayedCalls() == []
