@@ -458,8 +458,9 @@ def report(
     if nodelay.open:
         lines += [
             "",
-            "Experiment (not the shipped daemon): the same switchd with TCP_NODELAY set on "
-            "its link sockets by a bench-side monkeypatch (`--nodelay-experiment`):",
+            "Control run: the same switchd with TCP_NODELAY also forced onto its link sockets "
+            "by a bench-side monkeypatch (`--nodelay-experiment`); switchd sets it itself "
+            "since the first benchmark found Nagle's delay, so the two tables should agree:",
             "",
             "| offered /s | gateway p50 ms | p99 ms | added p50 ms | added p99 ms |"
             " switchd CPU us/inq | errors |",
@@ -492,7 +493,7 @@ def report(
     if relay.nagle is not None:
         res = relay.nagle.result
         lines.append(
-            f"- The relay *without* TCP_NODELAY (as switchd dials its links today) at "
+            f"- The relay *without* TCP_NODELAY (as switchd dialled its links before the fix) at "
             f"{relay.nagle.offered:g}/s: p50 {_ms(res.pct(50))} ms, p99 {_ms(res.pct(99))} ms: "
             "Nagle's algorithm holding a small write behind the peer's delayed ACK."
         )
