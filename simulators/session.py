@@ -23,6 +23,7 @@ from switch.model import (
     NAK_INTERNAL,
     NAK_INVALID_DESTINATION,
     NAK_NOT_LOGGED_ON,
+    NAK_REASONS,
     NAK_TEXTS,
     AdminMessage,
     Heartbeat,
@@ -41,17 +42,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("simulators.session")
 
-#: Reasons for ``stats.rejected``, by NAK code.
-REJECT_REASONS = {
-    10: "malformed",
-    11: "too_large",
-    12: "unknown_type",
-    19: "invalid_destination",
-    22: "invalid_format",
-    30: "not_logged_on",
-    31: "window_exceeded",
-    50: "internal",
-}
 #: A framer that keeps raising on an empty feed is broken: stop asking it.
 _MAX_FRAMER_RETRIES = 1000
 #: Un-ACKed messages we may have in flight on one session (DESIGN §4 default).
@@ -173,7 +163,7 @@ class NetworkSession(Protocol):
 
     def _rejected(self, err: CodecError) -> None:
         network = self.network
-        network.count(f"rejected.{REJECT_REASONS.get(err.code, str(err.code))}")
+        network.count(f"rejected.{NAK_REASONS.get(err.code, str(err.code))}")
         if isinstance(err, StateBodyError) and self.station is not None:
             # state: a well-framed MSG whose body is no message is ACKed, then an ER
             self.send(AckFrame(err.msg_id))

@@ -70,6 +70,19 @@ NAK_TEXTS: Final[Mapping[int, str]] = {
     NAK_INTERNAL: "INTERNAL ERROR",
 }
 
+#: NAK code -> the reason name counted in ``switch_frames_rejected_total{reason}`` (and
+#: in the simulators' stats), one closed set for the gateway and the networks.
+NAK_REASONS: Final[Mapping[int, str]] = {
+    NAK_MALFORMED: "malformed",
+    NAK_TOO_LARGE: "too_large",
+    NAK_UNKNOWN_TYPE: "unknown_type",
+    NAK_INVALID_DESTINATION: "invalid_destination",
+    NAK_INVALID_FORMAT: "invalid_format",
+    NAK_NOT_LOGGED_ON: "not_logged_on",
+    NAK_WINDOW_EXCEEDED: "window_exceeded",
+    NAK_INTERNAL: "internal",
+}
+
 #: US states, DC and territories: the 2-letter codes an ORI may start with.
 STATE_CODES: Final = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "

@@ -46,6 +46,30 @@ class Framer(Protocol):
     def feed(self, data: bytes) -> list[bytes]: ...
 
 
+class EventFramer:
+    """The Framer contract on top of a framer's ``feed_events``.
+
+    ``feed_events(data)`` gives frames and errors in stream order and never raises;
+    ``feed`` raises the first error of a chunk and keeps the chunk's other frames (and
+    errors) for the next call, so ``feed(b"")`` after a non-fatal error loses nothing.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[bytes | CodecError] = []
+
+    def feed_events(self, data: bytes) -> list[bytes | CodecError]:
+        raise NotImplementedError
+
+    def feed(self, data: bytes) -> list[bytes]:
+        events = self._pending + self.feed_events(data) if self._pending else self.feed_events(data)
+        self._pending = []
+        for i, event in enumerate(events):
+            if isinstance(event, CodecError):
+                self._pending = events[:i] + events[i + 1 :]
+                raise event
+        return [event for event in events if isinstance(event, bytes)]
+
+
 class Codec(Protocol):
     """One wire format. Instances are per connection: ``own_ori`` fills header fields
     (the national MessageID/OriginatingORIID of ACKs and heartbeats, ...)."""

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from switch.model import NAK_MALFORMED, NAK_TOO_LARGE
 
-from .base import CodecError
+from .base import CodecError, EventFramer
 
 MAX_PDU: Final = 64 * 1024
 MAX_DEPTH: Final = 8
@@ -81,7 +81,7 @@ def read_header(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, bool, 
     return first, bool(first & 0x20), i + count, length
 
 
-class BerFramer:
+class BerFramer(EventFramer):
     """Whole top-level TLVs out of a byte stream; never buffers more than one PDU.
 
     An oversized PDU raises ``CodecError(11)`` (non-fatal) as soon as its header is read,
@@ -92,11 +92,11 @@ class BerFramer:
     """
 
     def __init__(self, limit: int = MAX_PDU) -> None:
+        super().__init__()
         self._limit = limit
         self._buf = bytearray()
         self._skip = 0
         self._dead: CodecError | None = None
-        self._pending: list[bytes | CodecError] = []
 
     @property
     def buffered(self) -> int:
@@ -145,16 +145,6 @@ class BerFramer:
             pos = start + length
         self._buf = bytearray(buf[pos:end]) if pos < end else bytearray()
         return out
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The Framer contract (see the class doc for the order of errors)."""
-        events = self._pending + self.feed_events(data) if self._pending else self.feed_events(data)
-        self._pending = []
-        for i, event in enumerate(events):
-            if isinstance(event, CodecError):
-                self._pending = events[:i] + events[i + 1 :]
-                raise event
-        return [event for event in events if isinstance(event, bytes)]
 
 
 def check_structure(frame: bytes, max_depth: int = MAX_DEPTH) -> None:

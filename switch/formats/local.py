@@ -50,7 +50,7 @@ from switch.model import (
     validate_subject,
 )
 
-from .base import CodecError
+from .base import CodecError, EventFramer
 
 MAX_LINE: Final = 64 * 1024
 #: json.dumps(obj, ensure_ascii=False), built once (dumps builds one per call otherwise).
@@ -68,7 +68,7 @@ _WARRANT_ATTRS: Final = (
 _CONTROL_TYPES: Final = frozenset({"logon", "logon_ok", "logon_fail", "hb", "logoff", "ack", "nak"})
 
 
-class LineFramer:
+class LineFramer(EventFramer):
     """Cuts a byte stream into ``\\n``-terminated lines of at most ``limit`` bytes.
 
     Frames are returned with their newline. The buffer never exceeds ``limit - 1``
@@ -82,10 +82,10 @@ class LineFramer:
     """
 
     def __init__(self, limit: int = MAX_LINE) -> None:
+        super().__init__()
         self._limit = limit
         self._buf = bytearray()
         self._discarding = False
-        self._pending: list[bytes | CodecError] = []
 
     @property
     def buffered(self) -> int:
@@ -125,16 +125,6 @@ class LineFramer:
                 out.append(data[start : nl + 1])
             start = nl + 1
         return out
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The Framer contract: complete lines; a bad line raises (see the class doc)."""
-        events = self._pending + self.feed_events(data) if self._pending else self.feed_events(data)
-        self._pending = []
-        for i, event in enumerate(events):
-            if isinstance(event, CodecError):
-                self._pending = events[:i] + events[i + 1 :]
-                raise event
-        return [event for event in events if isinstance(event, bytes)]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
@@ -46,6 +46,7 @@ from switch.formats.base import Codec, CodecError, Framer
 from switch.model import (
     NAK_INTERNAL,
     NAK_NOT_LOGGED_ON,
+    NAK_REASONS,
     NAK_TEXTS,
     NAK_WINDOW_EXCEEDED,
     Ack,
@@ -78,28 +79,7 @@ DOWN: Final = "down"
 STATES: Final = (CONNECTING, LOGGING_ON, UP, AUTH_FAILED, DOWN)
 
 #: ``switch_frames_rejected_total{reason}`` values: a closed set (DESIGN §8).
-REJECT_REASONS: Final = (
-    "malformed",
-    "too_large",
-    "unknown_type",
-    "invalid_destination",
-    "invalid_format",
-    "not_logged_on",
-    "window_exceeded",
-    "internal",
-    "unexpected",
-    "flood",
-)
-_REASON_BY_CODE: Final[Mapping[int, str]] = {
-    10: "malformed",
-    11: "too_large",
-    12: "unknown_type",
-    19: "invalid_destination",
-    22: "invalid_format",
-    30: "not_logged_on",
-    31: "window_exceeded",
-    50: "internal",
-}
+REJECT_REASONS: Final = (*NAK_REASONS.values(), "unexpected", "flood")
 
 #: Consecutive rejected frames after which the peer is treated as broken and dropped: a
 #: network spewing garbage must not make us queue NAKs it never reads.
@@ -762,7 +742,7 @@ class Link:
 
     def _reject(self, conn: LinkProtocol, exc: CodecError, detail: str = "") -> None:
         """Count a bad frame, then NAK it or drop the connection (DESIGN §4)."""
-        reason = _REASON_BY_CODE.get(exc.code, "malformed")
+        reason = NAK_REASONS.get(exc.code, "malformed")
         self.metrics.frame_rejected(self.name, reason)
         conn.rejects_in_a_row += 1
         self.log.warning(
@@ -794,7 +774,7 @@ class Link:
         self.log.warning("protocol violation", what=what, state=self.state)
 
     def _refuse(self, conn: LinkProtocol, msg_id: str, code: int) -> None:
-        self.metrics.frame_rejected(self.name, _REASON_BY_CODE.get(code, "malformed"))
+        self.metrics.frame_rejected(self.name, NAK_REASONS.get(code, "malformed"))
         self.log.warning("message refused", msg_id=msg_id, code=code)
         conn.try_write(Nak(msg_id, code, NAK_TEXTS[code]))
 
