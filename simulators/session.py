@@ -226,6 +226,7 @@ class NetworkSession(Protocol):
         if not first:
             return
         if isinstance(message, Inquiry):
+            network.count("inquiries_received")
             delay = network.answer_delay(message.subject)
             network.when_ready().addCallback(lambda _: self._later(delay, message))
         elif isinstance(message, AdminMessage):

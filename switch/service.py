@@ -276,6 +276,7 @@ def make_service(
         metrics=metrics,
         clock=reactor,
     )
+    root.drain_checks.append(lambda: api.in_flight > 0)
     root.reloader = Reloader(root, reactor, audit, path=config.source)
     AdminRoutes(api, root.reloader.reload).install()
     api.status_extras.append(lambda: _status_extras(root))

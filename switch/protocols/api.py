@@ -467,6 +467,9 @@ class Api:
         self.clock = clock
         self.links = links if links is not None else list
         self.draining = False
+        #: Requests being answered (not event streams once their headers are out):
+        #: shutdown drains until they are done, so an accepted request gets its answer.
+        self.in_flight = 0
         #: More ``/v1/status`` keys, each call returning a mapping merged in (sessions,
         #: hit confirmations: whatever the daemon wires).
         self.status_extras: list[Callable[[], Mapping[str, Any]]] = []
@@ -528,6 +531,13 @@ class Api:
 
     async def dispatch(self, request: WebRequest) -> None:
         """Answer one request; whatever happens, exactly one response or none if gone."""
+        self.in_flight += 1
+        try:
+            await self._dispatch(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _dispatch(self, request: WebRequest) -> None:
         started = time.monotonic()
         gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)

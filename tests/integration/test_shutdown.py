@@ -62,9 +62,15 @@ def test_sigterm_drains_logs_off_and_checkpoints_last(gw: Gateway) -> None:
         except Exception as exc:
             answers.append(exc)
 
+    before = gw.control("GET", "/local/stats").get("inquiries_received", 0)
     asker = threading.Thread(target=ask, daemon=True)
     asker.start()
-    time.sleep(0.4)  # accepted and sent; the local network answers in 1.2 s
+    # SIGTERM once the slow network holds the inquiry (it answers 1.2 s later), not
+    # after a fixed sleep that a loaded machine can outrun.
+    deadline = time.monotonic() + 10
+    while gw.control("GET", "/local/stats").get("inquiries_received", 0) <= before:
+        assert time.monotonic() < deadline, "the local network never got the inquiry"
+        time.sleep(0.02)
     assert gw.switchd is not None
     started = time.monotonic()
     rc = gw.stop_switchd(signal.SIGTERM)

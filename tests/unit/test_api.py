@@ -26,6 +26,9 @@ import pytest
 import pytest_twisted
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import reactor as reactor_
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from switch import logs
@@ -462,6 +465,33 @@ async def test_503_audit_failing_and_draining(daemon: Daemon) -> None:
     daemon.service.api.draining = True
     assert_error(await daemon.call("GET", "/v1/status", token=token), 503, "draining")
     assert (await daemon.call("GET", "/healthz")).status == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_answers_requests_already_accepted(daemon: Daemon) -> None:
+    """A request being handled when shutdown starts gets its answer (the drain waits for
+    it); one arriving after gets nothing but the closed socket."""
+    release: Deferred[None] = Deferred()
+    entered: Deferred[None] = Deferred()
+
+    async def slow(call: Call) -> Response:
+        entered.callback(None)
+        await release
+        return Response(200, {"done": True})
+
+    api = daemon.service.api
+    api.router.add(Route("GET", "/v1/test-slow", slow, auth=False))
+    pending = Deferred.fromCoroutine(daemon.call("GET", "/v1/test-slow"))
+    await entered
+    assert api.in_flight == 1
+    stopping = daemon.service.stopService()
+    await deferLater(reactor_, 0.2, lambda: None)
+    assert not stopping.called, "shutdown must wait for the request in flight"
+    release.callback(None)
+    reply = await pending
+    assert reply.status == 200 and reply.data == {"done": True}
+    await stopping
+    assert api.in_flight == 0
 
 
 @pytest_twisted.ensureDeferred
