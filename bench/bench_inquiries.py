@@ -78,6 +78,11 @@ class Phase:
     cpu: dict[str, float]
     wall: float
     offered: float | None = None  # requests/s for open loop, None for closed loop
+    commits: float | None = None  # store commits (group-commit batches) in the phase
+
+    def commits_per(self) -> str:
+        done = self.result.answered
+        return f"{self.commits / done:.1f}" if self.commits is not None and done else "n/a"
 
     def cpu_us(self, proc: str) -> float:
         """CPU microseconds per inquiry the server answered (fully or with an error)."""
@@ -136,8 +141,14 @@ async def drive(
     pids: dict[str, int | str],
     args: argparse.Namespace,
     saturation: bool = True,
+    commits: Any = None,
 ) -> None:
-    """Warm up, measure idle CPU, saturation (closed loop), then every open-loop rate."""
+    """Warm up, measure idle CPU, saturation (closed loop), then every open-loop rate.
+    ``commits()``, when given, reads the store's commit count (fsyncs) around each phase."""
+
+    def count() -> float | None:
+        return float(commits()) if commits is not None else None
+
     await open_loop(target, bodies, 100.0, int(100 * args.warmup), label="warm-up")
     main = pids[side.main]
     await settle(main)
@@ -147,6 +158,7 @@ async def drive(
     meter.stop()
     side.idle_cpu_per_s = meter.used[side.main] / meter.wall
     if saturation:
+        before = count()
         meter.start()
         res = await closed_loop(
             target,
@@ -157,15 +169,22 @@ async def drive(
         )
         meter.stop()
         side.saturation = Phase(res, dict(meter.used), meter.wall)
+        after = count()
+        if before is not None and after is not None:
+            side.saturation.commits = after - before
         print(f"  {res.summary()}\n    CPU: {meter.shares()}", flush=True)
         await settle(main)
     for rate in args.rates:
+        before = count()
         meter.start()
         res = await open_loop(
             target, bodies, rate, int(rate * args.seconds), label=f"{side.name} {rate:g}/s"
         )
         meter.stop()
+        after = count()
         side.open[rate] = Phase(res, dict(meter.used), meter.wall, rate)
+        if before is not None and after is not None:
+            side.open[rate].commits = after - before
         print(f"  {res.summary()}\n    CPU: {meter.shares()}", flush=True)
         await settle(main)
     if isinstance(main, int):
@@ -438,9 +457,9 @@ def report(
         "(/proc), all threads.",
         "",
         "| offered /s | gateway p50 ms | p99 ms | relay p50 ms | p99 ms | added p50 ms |"
-        " added p99 ms | switchd CPU us/inq | of which main thread | relay CPU us/inq |"
-        " errors gw/relay |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        " added p99 ms | switchd CPU us/inq | of which main thread | store commits/inq |"
+        " relay CPU us/inq | errors gw/relay |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for rate in args.rates:
         g, r = gateway.open.get(rate), relay.open.get(rate)
@@ -452,7 +471,8 @@ def report(
             f"{_ms(rr.pct(50) if rr else nan)} | {_ms(rr.pct(99) if rr else nan)} | "
             f"{_ms(gr.pct(50) - rr.pct(50) if gr and rr else nan)} | "
             f"{_ms(gr.pct(99) - rr.pct(99) if gr and rr else nan)} | "
-            f"{_us(g, 'switchd')} | {_us(g, 'switchd main thread')} | {_us(r, 'relay')} | "
+            f"{_us(g, 'switchd')} | {_us(g, 'switchd main thread')} | "
+            f"{g.commits_per() if g else 'n/a'} | {_us(r, 'relay')} | "
             f"{_errors(gr)} / {_errors(rr)} |"
         )
     if nodelay.open:
@@ -488,7 +508,9 @@ def report(
             f"- Saturation, {side.name}: **{res.throughput:.0f} inquiries/s** "
             f"(closed loop x{args.concurrency}, {res.ok} answered, errors {_errors(res)}), "
             f"p50 {_ms(res.pct(50))} ms, p99 {_ms(res.pct(99))} ms; {proc} "
-            f"{sat.cpu_us(proc):.0f} us CPU/inquiry; CPU, % of one core: {shares}."
+            f"{sat.cpu_us(proc):.0f} us CPU/inquiry"
+            + (f", {sat.commits_per()} store commits/inquiry" if sat.commits is not None else "")
+            + f"; CPU, % of one core: {shares}."
         )
     if relay.nagle is not None:
         res = relay.nagle.result
@@ -668,7 +690,16 @@ def main(argv: list[str] | None = None) -> int:
                 "sim": gw.sim.pid,
                 "loadgen": "self",
             }
-            asyncio.run(drive(gateway, target, bodies_for(target), pids, args))
+            asyncio.run(
+                drive(
+                    gateway,
+                    target,
+                    bodies_for(target),
+                    pids,
+                    args,
+                    commits=lambda: gw.metric("switch_audit_commit_seconds_count"),
+                )
+            )
 
         if args.nodelay_experiment and not args.skip_gateway:
             print("experiment: the same switchd with TCP_NODELAY set on its links", flush=True)

@@ -299,49 +299,70 @@ class InquiryEngine:
         timer = pending.timers.pop(link, None)
         if timer is not None and timer.active():
             timer.cancel()
+        if fresh and self._metrics is not None:
+            sent = pending.sent_at.get(link)
+            took = None if sent is None else self._clock.seconds() - sent
+            self._metrics.reply(link, reply.status, took, [r.file for r in reply.records])
+        item = {"inquiry": pending.inquiry.id, "late": not fresh, **reply_json(reply)}
+        # Audit record and mailbox item go to the store together, so they share one
+        # group commit; the link ACKs only when both are committed. The answer that
+        # completes the inquiry, with no other answer still being committed, brings the
+        # inquiry_complete item along in the same commit (it follows every reply item).
+        writes = [
+            self._audit.record(
+                "reply",
+                {
+                    "inquiry": pending.inquiry.id,
+                    "terminal": pending.terminal,
+                    "network": link,
+                    "reply": reply.id,
+                    "status": reply.status,
+                    "late": not fresh,
+                    "records": record_ids(reply.records),
+                },
+            ),
+            self._mailbox.put(pending.terminal, "reply", item),
+        ]
+        completing = self._claim_completion(pending)
+        if completing:
+            writes.append(self._complete_item(pending))
         pending.in_flight += 1
         try:
-            if fresh and self._metrics is not None:
-                sent = pending.sent_at.get(link)
-                took = None if sent is None else self._clock.seconds() - sent
-                self._metrics.reply(link, reply.status, took, [r.file for r in reply.records])
-            item = {"inquiry": pending.inquiry.id, "late": not fresh, **reply_json(reply)}
-            # Audit record and mailbox item go to the store together, so they share one
-            # group commit; the link ACKs only when both are committed.
-            await _both(
-                [
-                    self._audit.record(
-                        "reply",
-                        {
-                            "inquiry": pending.inquiry.id,
-                            "terminal": pending.terminal,
-                            "network": link,
-                            "reply": reply.id,
-                            "status": reply.status,
-                            "late": not fresh,
-                            "records": record_ids(reply.records),
-                        },
-                    ),
-                    self._mailbox.put(pending.terminal, "reply", item),
-                ]
-            )
+            await _both(writes)
+        except BaseException:
+            if completing:
+                pending.completed = False  # the network's resend completes it
+            raise
         finally:
             pending.in_flight -= 1
         log.debug("inquiry.reply", inquiry_id=pending.inquiry.id, link=link, status=reply.status)
-        # The last answer to land completes the inquiry, once: its event follows every
-        # reply event in the mailbox.
-        if pending.progress.complete and not pending.completed and pending.in_flight == 0:
-            pending.completed = True
-            if self._metrics is not None:
-                self._metrics.inquiry_done(
-                    pending.inquiry.subject, inquiry_outcome(pending.progress)
-                )
-            await self._mailbox.put(
-                pending.terminal, "inquiry_complete", inquiry_json(pending.progress)
-            )
+        if completing:
+            self._finish(pending)
+        elif self._claim_completion(pending):
+            # The last answer landed while this one was being committed.
+            try:
+                await self._complete_item(pending)
+            except BaseException:
+                pending.completed = False
+                raise
             self._finish(pending)
 
+    def _claim_completion(self, pending: _Pending) -> bool:
+        """True, once, when every network has answered and no answer is still being
+        committed: the caller then writes the inquiry_complete item."""
+        if pending.progress.complete and not pending.completed and pending.in_flight == 0:
+            pending.completed = True
+            return True
+        return False
+
+    def _complete_item(self, pending: _Pending) -> Deferred[int]:
+        return self._mailbox.put(
+            pending.terminal, "inquiry_complete", inquiry_json(pending.progress)
+        )
+
     def _finish(self, pending: _Pending) -> None:
+        if self._metrics is not None:
+            self._metrics.inquiry_done(pending.inquiry.subject, inquiry_outcome(pending.progress))
         self._finished.append((self._clock.seconds() + self._retain, pending.inquiry.id))
         if self._sweep is None:
             self._sweep = self._clock.callLater(self._sweep_after(), self._forget_expired)

@@ -423,6 +423,9 @@ def add_gateway(
     metrics = root.metrics
     if stop_audit is not None:
         root.stop_last.append(("audit", stop_audit))
+    # Ids the links remembered in the last moments are written before the store stops.
+    dedup = StoreDuplicates(store, reactor.seconds, call_later=reactor.callLater)
+    root.stop_last.append(("duplicates", dedup.flush))
     root.stop_last.append(("store", store.stop))
     mailbox = Mailbox(store, reactor)
     engine_ref: list[InquiryEngine] = []
@@ -442,7 +445,6 @@ def add_gateway(
             "message.unhandled", {"network": link, "kind": message.kind, "id": message.id}
         ).addCallback(lambda _: None)
 
-    dedup = StoreDuplicates(store, reactor.seconds)
     links = LinkManager(
         config.links,
         reactor,

@@ -11,15 +11,22 @@ the reactor thread.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Final, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
 
 DEFAULT_TTL: Final = 25 * 3600.0
 #: Bound on the in-memory table so that a hostile network sending fresh ids as fast as it
 #: can still cannot grow it without limit (oldest entries go first).
 DEFAULT_MAX_ENTRIES: Final = 1_000_000
+#: How long :class:`StoreDuplicates` gathers remembered ids before writing them in one
+#: commit. Each commit costs an fsync and a wake-up of the reactor; an inquiry's four
+#: answers would otherwise cost four. The memory knows an id at once, so this only
+#: widens the window in which a *crash* forgets an id already ACKed (see remember).
+DEFAULT_FLUSH_DELAY: Final = 0.1
 
 
 class DuplicateMemory(Protocol):
@@ -107,6 +114,8 @@ class StoreDuplicates:
         *,
         ttl: float = DEFAULT_TTL,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        call_later: Callable[..., IDelayedCall] | None = None,
+        flush_delay: float = DEFAULT_FLUSH_DELAY,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -114,6 +123,13 @@ class StoreDuplicates:
         self._max = max_entries
         self._memory = MemoryDuplicates(clock, ttl=ttl, max_entries=max_entries)
         self._complete = False  # the memory holds every live entry of the store
+        #: With a ``call_later`` (the reactor's), writes are gathered for ``flush_delay``
+        #: seconds and go to the store together; without, each goes at once.
+        self._call_later = call_later
+        self._flush_delay = flush_delay
+        self._pending: list[tuple[str, str]] = []
+        self._flushed: Deferred[None] | None = None  # fires when the pending ones are durable
+        self._timer: IDelayedCall | None = None
 
     async def load(self) -> int:
         """Copy the store's live entries into memory; returns how many."""
@@ -133,11 +149,56 @@ class StoreDuplicates:
         return self._store.duplicate_known(link, msg_id, self._clock())
 
     def remember(self, link: str, msg_id: str) -> Deferred[None]:
+        """Known to :meth:`seen` at once; fires when durable (after the flush delay).
+
+        The link ACKs before this fires, so a crash within the delay can forget an id
+        the network already has our ACK for; the network only resends what it has no
+        ACK for, so that costs nothing unless the ACK was lost at the same moment.
+        """
         self._memory.remember(link, msg_id)
         if len(self._memory) >= self._max:
             self._complete = False  # the oldest entries may have been evicted
-        d = self._store.seen_duplicate(link, msg_id, self._clock())
+        if self._call_later is None:
+            return self._write([(link, msg_id)])
+        self._pending.append((link, msg_id))
+        if self._flushed is None:
+            self._flushed = Deferred()
+            self._timer = self._call_later(self._flush_delay, self._flush_now)
+        # Every caller gets its own Deferred: one caller's errback must not eat
+        # another's failure.
+        d: Deferred[None] = Deferred()
+        self._flushed.addBoth(_relay_to, d)
+        return d
+
+    def flush(self) -> Deferred[None]:
+        """Write what is gathered now (shutdown: before the store stops); never fails
+        (a failed write is reported to each remember() caller)."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        return self._flush_now()
+
+    def _flush_now(self) -> Deferred[None]:
+        self._timer = None
+        flushed, self._flushed = self._flushed, None
+        pending, self._pending = self._pending, []
+        if flushed is None:
+            return succeed(None)
+        self._write(pending).chainDeferred(flushed)
+        # Each caller has had the outcome through its own Deferred; end the shared chain.
+        return flushed.addErrback(lambda _: None)
+
+    def _write(self, entries: list[tuple[str, str]]) -> Deferred[None]:
+        d = self._store.remember_duplicates(entries, self._clock())
         return d.addCallback(lambda _: None)
+
+
+def _relay_to(result: Any, d: Deferred[None]) -> Any:
+    """Pass a shared outcome on to one caller's Deferred, leaving the shared one as it was."""
+    if isinstance(result, Failure):
+        d.errback(result)
+    else:
+        d.callback(None)
+    return result
 
 
 class DuplicateStore(Protocol):
@@ -149,4 +210,6 @@ class DuplicateStore(Protocol):
         self, since: float, limit: int
     ) -> Deferred[list[tuple[str, str, float]]]: ...
 
-    def seen_duplicate(self, link: str, id: str, now: float) -> Deferred[bool]: ...
+    def remember_duplicates(
+        self, entries: Sequence[tuple[str, str]], now: float
+    ) -> Deferred[int]: ...

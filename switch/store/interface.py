@@ -11,7 +11,7 @@ implements this same Protocol and no caller changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
@@ -242,8 +242,8 @@ class Store(Protocol):
     def load_inquiry(self, id: str) -> Deferred[InquiryRecord | None]: ...
 
     # -- duplicate memory (DESIGN §4)
-    def seen_duplicate(self, link: str, id: str, now: float) -> Deferred[bool]:
-        """Remember (link, id); True if it was already remembered (a duplicate)."""
+    def remember_duplicates(self, entries: Sequence[tuple[str, str]], now: float) -> Deferred[int]:
+        """Remember each (link, id) in one write; fires with how many were new."""
         ...
 
     def duplicate_known(self, link: str, id: str, now: float) -> Deferred[bool]:

@@ -946,14 +946,17 @@ class SQLiteStore:
 
     # -- duplicates
 
-    def seen_duplicate(self, link: str, id: str, now: float) -> Deferred[bool]:
-        def job(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
+    def remember_duplicates(self, entries: Sequence[tuple[str, str]], now: float) -> Deferred[int]:
+        rows = [(link, id, now) for link, id in entries]
+
+        def job(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany(
                 "INSERT INTO duplicates (link, id, first_seen) VALUES (?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
-                (link, id, now),
+                rows,
             )
-            return cur.rowcount == 0
+            return conn.total_changes - before
 
         return self.write(job)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
+from twisted.internet import task
 
 from switch.protocols.dedup import StoreDuplicates
 from switch.store.sqlite import SQLiteStore
@@ -62,5 +63,35 @@ async def test_too_many_to_hold_falls_back_to_the_store(tmp_path: Path, reactor:
         assert await small.load() == 0
         assert await small.seen("state", "M0")  # not in memory: from the store
         assert not await small.seen("state", "M9")
+    finally:
+        await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_remembered_ids_are_written_together(tmp_path: Path, reactor: Any) -> None:
+    """With a scheduler, ids gathered within the flush delay go to the store in one
+    commit; memory knows them at once; flush() writes the rest at shutdown."""
+    clock = Clock(1_000_000.0)
+    timers = task.Clock()
+    store = SQLiteStore(reactor, tmp_path / "s.db")
+    await store.start()
+    try:
+        dups = StoreDuplicates(store, clock, call_later=timers.callLater, flush_delay=0.1)
+        await dups.load()
+        done = [dups.remember("local", f"R{i}") for i in range(4)]
+        assert await dups.seen("local", "R3")  # from memory, before any write
+        assert not any(d.called for d in done)
+        assert len(timers.getDelayedCalls()) == 1  # one flush for the four
+        commits = store.commits
+        timers.advance(0.1)
+        for d in done:
+            await d
+        assert store.commits == commits + 1
+        assert await StoreDuplicates(store, clock).load() == 4
+
+        last = dups.remember("national", "N1")
+        await dups.flush()  # shutdown: no waiting for the timer
+        assert last.called and not timers.getDelayedCalls()
+        assert await StoreDuplicates(store, clock).load() == 5
     finally:
         await store.stop()

@@ -189,6 +189,33 @@ def test_concurrent_answers_complete_the_inquiry_once() -> None:
 
 
 @pytest.mark.usefixtures("reactor")
+def test_last_answer_brings_inquiry_complete_into_its_commit() -> None:
+    """The answer that completes the inquiry submits inquiry_complete with its own
+    writes (one group commit, not two); its ACK waits for all three. If that commit
+    fails, the network's resend of the answer completes the inquiry, once."""
+    clock, links, audit, box = Clock(), FakeLinks({"local", "state"}), SlowAudit(), FakeMailbox()
+    engine = InquiryEngine(clock, links, audit, box, timeout=30.0)
+    Deferred.fromCoroutine(engine.submit(_inquiry(("local", "state")), "T"))
+    first = engine.on_reply("local", _hit("local", in_reply_to="Q1"))
+    audit.pending.pop().callback(1)
+    assert first.called and [k for _, k, _ in box.items] == ["reply"]
+    last = engine.on_reply("state", _hit("state", in_reply_to="Q1"))
+    # submitted together, before anything is committed
+    assert [k for _, k, _ in box.items] == ["reply", "reply", "inquiry_complete"]
+    assert not last.called
+    audit.pending.pop().errback(AuditUnavailable("disk full"))
+    assert isinstance(last.result.value, AuditUnavailable)
+    last.addErrback(lambda _: None)
+    again = engine.on_reply("state", _hit("state", in_reply_to="Q1"))
+    audit.pending.pop().callback(2)
+    assert again.called and again.result is None
+    kinds = [k for _, k, _ in box.items]
+    assert kinds == ["reply", "reply", "inquiry_complete", "reply", "inquiry_complete"]
+    waiter = engine.wait("Q1", 10)
+    assert waiter.called and waiter.result.complete
+
+
+@pytest.mark.usefixtures("reactor")
 def test_finished_inquiries_are_forgotten_by_one_timer() -> None:
     """A finished inquiry stays correlatable for the retention time, then is forgotten;
     one sweeping timer serves every finished inquiry."""

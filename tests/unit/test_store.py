@@ -71,7 +71,7 @@ async def test_newer_schema_is_refused(tmp_path: Path, reactor: Any) -> None:
     with pytest.raises(StoreError, match="newer"):
         await s.start()
     with pytest.raises(StoreError):
-        await s.seen_duplicate("local", "X1", 0.0)
+        await s.remember_duplicates([("local", "X1")], 0.0)
     await s.stop()
 
 
@@ -94,9 +94,9 @@ async def test_reopen_keeps_data(tmp_path: Path, reactor: Any) -> None:
 async def test_group_commit_batches(store: SQLiteStore) -> None:
     """Many concurrent writes are committed in far fewer transactions than writes."""
     before = store.commits
-    ds = [store.seen_duplicate("local", f"ID{i}", 1.0) for i in range(500)]
+    ds = [store.remember_duplicates([("local", f"ID{i}")], 1.0) for i in range(500)]
     results = await DeferredList(ds, fireOnOneErrback=True, consumeErrors=True)
-    assert all(ok and value is False for ok, value in results)
+    assert all(ok and value == 1 for ok, value in results)
     assert 1 <= store.commits - before < 100
 
 
@@ -108,13 +108,13 @@ async def test_failed_job_fails_only_itself(store: SQLiteStore) -> None:
         conn.execute("INSERT INTO duplicates VALUES ('local', 'BAD', 1.0)")
         raise ValueError("boom")
 
-    d1 = store.seen_duplicate("local", "A", 1.0)
+    d1 = store.remember_duplicates([("local", "A")], 1.0)
     d2 = store.write(bad)
-    d3 = store.seen_duplicate("local", "B", 1.0)
-    assert await d1 is False
+    d3 = store.remember_duplicates([("local", "B")], 1.0)
+    assert await d1 == 1
     with pytest.raises(ValueError):
         await d2
-    assert await d3 is False
+    assert await d3 == 1
     rows = await store.read(
         lambda c: [r[0] for r in c.execute("SELECT id FROM duplicates ORDER BY id")]
     )
@@ -141,11 +141,11 @@ async def test_failed_commit_fails_the_batch(tmp_path: Path, reactor: Any) -> No
     s = SQLiteStore(reactor, path, connect=connect)
     await s.start()
     fail_commit["on"] = True
-    ds = [s.seen_duplicate("local", f"X{i}", 1.0) for i in range(5)]
+    ds = [s.remember_duplicates([("local", f"X{i}")], 1.0) for i in range(5)]
     results = await DeferredList(ds, consumeErrors=True)
     assert all(not ok and r.check(StoreError) for ok, r in results)
     fail_commit["on"] = False
-    assert await s.seen_duplicate("local", "X0", 1.0) is False  # nothing was kept
+    assert await s.remember_duplicates([("local", "X0")], 1.0) == 1  # nothing was kept
     await s.stop()
 
 
@@ -170,7 +170,7 @@ async def test_stopped_store_refuses(tmp_path: Path, reactor: Any) -> None:
     await s.start()
     await s.stop()
     with pytest.raises(StoreError):
-        await s.seen_duplicate("local", "A", 1.0)
+        await s.remember_duplicates([("local", "A")], 1.0)
     with pytest.raises(StoreError):
         await s.load_locks()
 
@@ -225,15 +225,15 @@ async def test_mailbox_put_since_ack(store: SQLiteStore) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_duplicates_and_purges(tmp_path: Path, reactor: Any) -> None:
-    """seen_duplicate reports repeats per (link, id); purge drops old duplicates (25 h),
-    inquiries (24 h) and acked mailbox items (30 days) and keeps the rest."""
+    """remember_duplicates counts new (link, id) pairs, not repeats; purge drops old
+    duplicates (25 h), inquiries (24 h) and acked mailbox items (30 days) and keeps the rest."""
     s = SQLiteStore(reactor, tmp_path / "switch.db")
     await s.start()
     try:
         h = 3600.0
-        assert await s.seen_duplicate("local", "A", 0.0) is False
-        assert await s.seen_duplicate("local", "A", 1.0) is True
-        assert await s.seen_duplicate("state", "A", 1.0) is False
+        assert await s.remember_duplicates([("local", "A")], 0.0) == 1
+        assert await s.remember_duplicates([("local", "A"), ("local", "B2")], 1.0) == 1
+        assert await s.remember_duplicates([("state", "A")], 1.0) == 1
         assert await s.duplicate_known("local", "A", 25 * h - 1) is True
         assert await s.duplicate_known("local", "A", 25 * h + 1) is False
         assert await s.duplicate_known("local", "B", 1.0) is False
@@ -243,7 +243,7 @@ async def test_duplicates_and_purges(tmp_path: Path, reactor: Any) -> None:
         await s.mailbox_ack("T1", old, 0.0)
         unacked = await s.mailbox_put("T1", "k", {}, 0.0)
         counts = await s.purge(now=30 * 24 * h + 1)
-        assert (counts.duplicates, counts.inquiries, counts.mailbox) == (2, 2, 1)
+        assert (counts.duplicates, counts.inquiries, counts.mailbox) == (3, 2, 1)
         assert [i.seq for i in await s.mailbox_since("T1", 0, 10)] == [unacked]
         await s.save_inquiry(InquiryRecord("Q3", "T1", 0.0, {"a": 1}), 0.0)
         await s.save_inquiry(InquiryRecord("Q3", "T1", 0.0, {"a": 2}), 1.0)
