@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from switch.logs import configure, start_twisted_logging
 
-    configure()
+    configure(cache=True)
     start_twisted_logging()
 
     from twisted.internet import reactor as _reactor

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from switch.audit.interface import AuditSink
+from switch.deferreds import all_of
 from switch.model import Inquiry, Notice, Reply, new_id
 from switch.routing.inquiries import InquiryProgress
 from switch.views import inquiry_json, record_ids, reply_json
@@ -291,9 +292,11 @@ class InquiryEngine:
         return self._accept(pending, reply)
 
     def _accept(self, pending: _Pending, reply: Reply) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._accept_async(pending, reply))
+        """Record one answer; fires once it is committed (the link ACKs only then).
 
-    async def _accept_async(self, pending: _Pending, reply: Reply) -> None:
+        Plain callbacks rather than a coroutine: this runs for every answer, and each
+        coroutine and gather costs the reactor several more Deferred hops.
+        """
         link = reply.network
         fresh = pending.progress.add(reply)
         timer = pending.timers.pop(link, None)
@@ -327,25 +330,40 @@ class InquiryEngine:
         if completing:
             writes.append(self._complete_item(pending))
         pending.in_flight += 1
-        try:
-            await _both(writes)
-        except BaseException:
+        d = all_of(writes)
+        d.addBoth(self._committed, pending, completing, link, reply.status)
+        return d
+
+    def _committed(
+        self, result: object, pending: _Pending, completing: bool, link: str, status: str
+    ) -> Deferred[None] | Failure | None:
+        pending.in_flight -= 1
+        if isinstance(result, Failure):
             if completing:
                 pending.completed = False  # the network's resend completes it
-            raise
-        finally:
-            pending.in_flight -= 1
-        log.debug("inquiry.reply", inquiry_id=pending.inquiry.id, link=link, status=reply.status)
+            return result
+        log.debug("inquiry.reply", inquiry_id=pending.inquiry.id, link=link, status=status)
         if completing:
             self._finish(pending)
         elif self._claim_completion(pending):
             # The last answer landed while this one was being committed.
-            try:
-                await self._complete_item(pending)
-            except BaseException:
-                pending.completed = False
-                raise
-            self._finish(pending)
+            d = self._complete_item(pending)
+            d.addCallbacks(
+                self._completed,
+                self._completion_failed,
+                callbackArgs=(pending,),
+                errbackArgs=(pending,),
+            )
+            return d  # type: ignore[return-value]
+        return None
+
+    def _completed(self, _: object, pending: _Pending) -> None:
+        self._finish(pending)
+
+    @staticmethod
+    def _completion_failed(failure: Failure, pending: _Pending) -> Failure:
+        pending.completed = False
+        return failure
 
     def _claim_completion(self, pending: _Pending) -> bool:
         """True, once, when every network has answered and no answer is still being
@@ -391,14 +409,6 @@ class InquiryEngine:
             for timer in pending.timers.values():
                 if timer.active():
                     timer.cancel()
-
-
-async def _both(deferreds: list[Deferred[Any]]) -> None:
-    """Wait for every Deferred; fail with the first failure itself, not a FirstError."""
-    try:
-        await gatherResults(deferreds, consumeErrors=True)
-    except FirstError as err:
-        err.subFailure.raiseException()
 
 
 def _cancel_then(call: IDelayedCall) -> Callable[[Any], Any]:

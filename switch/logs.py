@@ -136,15 +136,19 @@ def processors() -> list[Any]:
     ]
 
 
-def configure(stream: TextIO | None = None, level: str = "info") -> None:
-    """Configure structlog to write one JSON object per line to ``stream`` (stdout)."""
+def configure(stream: TextIO | None = None, level: str = "info", *, cache: bool = False) -> None:
+    """Configure structlog to write one JSON object per line to ``stream`` (stdout).
+
+    ``cache``: each module logger binds its processors once, on first use, instead of on
+    every call (a daemon's setting; tests that reconfigure logging leave it off).
+    """
     structlog.configure(
         processors=processors(),
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(stream if stream is not None else sys.stdout),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
 
 

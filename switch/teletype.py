@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import structlog
-from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from switch.audit.interface import AuditSink
 from switch.config import DestinationRule, Terminal
+from switch.deferreds import all_of
 from switch.inquiry import MailboxPort
 from switch.model import (
     ADMIN_KEYS,
@@ -562,7 +563,7 @@ class TeletypeEngine:
         )
         await self.store.save_message(message, routes)
         queued = [r for r in routes if r.link is not None]
-        await _gather(
+        await all_of(
             [self._queue.enqueue_teletype(self._item(message, r, now), now) for r in queued]
         )
         for route in routes:
@@ -642,15 +643,13 @@ class TeletypeEngine:
             for item in items:
                 lq.inflight[item.id] = _Flight(item)
             try:
-                await _gather(
+                await all_of(
                     [
                         self._queue.mark_teletype(i.id, "sent", now, attempts=i.attempts)
                         for i in items
                     ]
                 )
-                await _gather(
-                    [Deferred.fromCoroutine(self._set_state(i.id, "sent")) for i in items]
-                )
+                await all_of([Deferred.fromCoroutine(self._set_state(i.id, "sent")) for i in items])
             except BaseException:
                 for item in items:  # not with the link: the next pump may try again
                     lq.inflight.pop(item.id, None)
@@ -948,16 +947,6 @@ class TeletypeEngine:
 
     def _now(self) -> float:
         return self._clock.seconds()
-
-
-async def _gather(ds: list[Deferred[Any]]) -> list[Any]:
-    """Wait for all; raise the first failure itself (not a FirstError wrapper), having
-    consumed every failure so none is logged as lost."""
-    results = await DeferredList(ds, consumeErrors=True)
-    for ok, value in results:
-        if not ok:
-            value.raiseException()
-    return [value for _, value in results]
 
 
 def _log_failure(failure: Failure, event: str, link: str) -> None:

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         print(f"{args.config}: cannot load config: {exc}", file=sys.stderr)
         sys.exit(1)
 
-    logs.configure(level=args.log_level)
+    logs.configure(level=args.log_level, cache=True)
     logs.start_twisted_logging(min_level=args.log_level)
 
     from twisted.internet import reactor, task
