@@ -14,7 +14,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import structlog
 from twisted.internet.defer import Deferred, succeed
@@ -71,6 +71,10 @@ def inquiry_outcome(progress: InquiryProgress) -> str:
     return "incomplete"
 
 
+#: Every 3-digit base-36 string, so that a control number is three lookups.
+_BASE36_3: Final = [a + b + c for a in _BASE36 for b in _BASE36 for c in _BASE36]
+
+
 class ControlNumbers:
     """State control numbers: ``S`` + 9 of [A-Z0-9], unique among outstanding inquiries.
 
@@ -84,11 +88,9 @@ class ControlNumbers:
 
     def __call__(self) -> str:
         n = next(self._counter) % 36**9
-        digits = []
-        for _ in range(9):
-            n, d = divmod(n, 36)
-            digits.append(_BASE36[d])
-        return "S" + "".join(reversed(digits))
+        high, rest = divmod(n, 36**6)
+        middle, low = divmod(rest, 36**3)
+        return "S" + _BASE36_3[high] + _BASE36_3[middle] + _BASE36_3[low]
 
 
 @dataclass
@@ -188,7 +190,8 @@ class InquiryEngine:
             waiters=[],
         )
         self._inquiries[inquiry.id] = pending
-        log.info("inquiry.accepted", inquiry_id=inquiry.id, count=len(inquiry.networks))
+        # The API request line already logs the acceptance; the audit has the details.
+        log.debug("inquiry.accepted", inquiry_id=inquiry.id, count=len(inquiry.networks))
         for link in inquiry.networks:
             self._dispatch(pending, link)
         return pending.progress

@@ -124,30 +124,34 @@ def chain_step(prev: bytes, seq: int, record: str) -> bytes:
     return hashlib.sha256(prev + seq.to_bytes(8, "big") + record.encode("utf-8")).digest()
 
 
+#: Indexed column -> the record key it copies.
+_INDEXED: Final = (
+    ("terminal", "terminal"),
+    ("operator", "operator"),
+    ("ori", "ori"),
+    ("name", "name"),
+    ("plate", "plate"),
+    ("vin", "vin"),
+    ("msg_id", "id"),
+    ("ref_id", "in_reply_to"),
+)
+
+
 def index_copies(record: Mapping[str, object]) -> dict[str, str | None]:
     """The indexed column copies of a record. Each is the record's top-level string of
     the same name, else the one in its ``fields`` object; ``msg_id`` copies ``id`` and
     ``ref_id`` copies ``in_reply_to``. verify recomputes these and compares."""
     inner = record.get("fields")
     nested: Mapping[str, object] = inner if isinstance(inner, Mapping) else {}
-
-    def pick(key: str) -> str | None:
-        for source in (record, nested):
-            value = source.get(key)
-            if isinstance(value, str) and value:
-                return value
-        return None
-
-    return {
-        "terminal": pick("terminal"),
-        "operator": pick("operator"),
-        "ori": pick("ori"),
-        "name": pick("name"),
-        "plate": pick("plate"),
-        "vin": pick("vin"),
-        "msg_id": pick("id"),
-        "ref_id": pick("in_reply_to"),
-    }
+    out: dict[str, str | None] = {}
+    for column, key in _INDEXED:
+        value = record.get(key)
+        if not (isinstance(value, str) and value):
+            value = nested.get(key)
+            if not (isinstance(value, str) and value):
+                value = None
+        out[column] = value
+    return out
 
 
 # --------------------------------------------------------------------------- keys

@@ -876,6 +876,8 @@ class Link:
         return out.deferred
 
     def _queued(self, msg_id: str) -> bool:
+        if not (self._queue_urgent or self._queue_routine):
+            return False  # the usual case, checked on every send
         return any(o.message.id == msg_id for o in self._queue_urgent) or any(
             o.message.id == msg_id for o in self._queue_routine
         )

@@ -78,7 +78,10 @@ class InquiryProgress:
 
     @property
     def complete(self) -> bool:
-        return all(n in self.replies for n in self.networks)
+        # add() keeps only asked networks in replies, so counting is enough.
+        return len(self.replies) >= len(self.networks) or all(
+            n in self.replies for n in self.networks
+        )
 
     @property
     def pending(self) -> tuple[str, ...]:
