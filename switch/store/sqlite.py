@@ -253,14 +253,74 @@ class _Writer:
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
         started = time.monotonic()
-        results: list[tuple[_Job[Any], bool, Any]] = []
+        if not self._begin(conn, batch):
+            return
+        results = self._run_all(conn, batch)
+        if results is None:
+            # A job failed and the transaction is undone: run the batch again with a
+            # savepoint per job, so that only the failing job fails. Jobs touch nothing
+            # but the database, so running one twice is safe.
+            if not self._begin(conn, batch):
+                return
+            results = self._run_isolated(conn, batch)
+            if results is None:
+                return
+        try:
+            conn.execute("COMMIT")
+        except Exception as exc:
+            err = _store_error(exc)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # already rolled back by SQLite
+            for job, _, _ in results:
+                self._fire(job.deferred, False, err)
+            return
+        self.commits += 1
+        self.jobs += sum(1 for _, ok, _ in results if ok)
+        if self._on_commit is not None:
+            self._on_commit(time.monotonic() - started, len(batch))
+        # One hop to the reactor for the whole batch, not one per job: under load a
+        # batch holds dozens of jobs and each hop costs the reactor a wake-up.
+        self._reactor.callFromThread(_fire_all, results)
+
+    def _begin(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> bool:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except Exception as exc:
             err = _store_error(exc)
             for job in batch:
                 self._fire(job.deferred, False, err)
-            return
+            return False
+        return True
+
+    @staticmethod
+    def _run_all(
+        conn: sqlite3.Connection, batch: list[_Job[Any]]
+    ) -> list[tuple[_Job[Any], bool, Any]] | None:
+        """Every job in the open transaction without savepoints (the usual case: none
+        fails, and each savepoint costs two statements); None, with the transaction
+        rolled back, as soon as one fails."""
+        results: list[tuple[_Job[Any], bool, Any]] = []
+        for job in batch:
+            try:
+                value = job.fn(conn)
+            except Exception:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # already rolled back by SQLite
+                return None
+            results.append((job, True, value))
+        return results
+
+    def _run_isolated(
+        self, conn: sqlite3.Connection, batch: list[_Job[Any]]
+    ) -> list[tuple[_Job[Any], bool, Any]] | None:
+        """Every job under its own savepoint: a failing job fails alone. None when the
+        engine rolled the whole transaction back (every job has then been failed)."""
+        results: list[tuple[_Job[Any], bool, Any]] = []
         for job in batch:
             try:
                 conn.execute("SAVEPOINT job")
@@ -280,28 +340,11 @@ class _Writer:
                     err = _store_error(exc)
                     for failed in batch:
                         self._fire(failed.deferred, False, err)
-                    return
+                    return None
                 results.append((job, False, _store_error(exc)))
             else:
                 results.append((job, True, value))
-        try:
-            conn.execute("COMMIT")
-        except Exception as exc:
-            err = _store_error(exc)
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # already rolled back by SQLite
-            for job, _, _ in results:
-                self._fire(job.deferred, False, err)
-            return
-        self.commits += 1
-        self.jobs += sum(1 for _, ok, _ in results if ok)
-        if self._on_commit is not None:
-            self._on_commit(time.monotonic() - started, len(batch))
-        # One hop to the reactor for the whole batch, not one per job: under load a
-        # batch holds dozens of jobs and each hop costs the reactor a wake-up.
-        self._reactor.callFromThread(_fire_all, results)
+        return results
 
 
 def _fire_all(results: list[tuple[_Job[Any], bool, Any]]) -> None:
@@ -413,15 +456,20 @@ def audit_head(conn: sqlite3.Connection) -> AuditHead | None:
     return AuditHead(int(data["seq"]), bytes.fromhex(data["hash"]), str(data["ts"]))
 
 
+_AUDIT_INSERT: Final = (
+    f"INSERT INTO audit_log (seq, ts, record, hash, {', '.join(AUDIT_INDEX_COLUMNS)})"  # noqa: S608
+    f" VALUES (?, ?, ?, ?, {', '.join('?' for _ in AUDIT_INDEX_COLUMNS)})"
+)
+
+
 def _append_audit(conn: sqlite3.Connection, entry: AuditAppend) -> AuditHead:
     head = audit_head(conn)
     prev, seq = (head.hash, head.seq + 1) if head is not None else (_GENESIS, 1)
     digest = entry.chain(prev, seq, entry.record)
-    cols = ", ".join(AUDIT_INDEX_COLUMNS)
-    marks = ", ".join("?" for _ in AUDIT_INDEX_COLUMNS)
+    index = entry.index
     conn.execute(
-        f"INSERT INTO audit_log (seq, ts, record, hash, {cols}) VALUES (?, ?, ?, ?, {marks})",  # noqa: S608
-        (seq, entry.ts, entry.record, digest, *(entry.index.get(c) for c in AUDIT_INDEX_COLUMNS)),
+        _AUDIT_INSERT,
+        (seq, entry.ts, entry.record, digest, *[index.get(c) for c in AUDIT_INDEX_COLUMNS]),
     )
     return AuditHead(seq, digest, entry.ts)
 
