@@ -553,6 +553,15 @@ def report(
             f"- Added p99 at 700/s: **{added:.2f} ms** ({ok} the <= {ADDED_P99_TARGET_MS:g} ms"
             " target)."
         )
+    sat = gateway.saturation
+    over = [r for r in args.rates if sat is not None and r > sat.result.throughput]
+    if over and sat is not None:
+        lines.append(
+            f"- {', '.join(f'{r:g}/s' for r in over)} is above the gateway's saturation "
+            f"({sat.result.throughput:.0f}/s here): the backlog grows for the whole phase, and "
+            "an inquiry that finds a link's ACK window (64) full is answered `unavailable` "
+            "for that network at once instead of waiting (the `reply_unavailable` count)."
+        )
     if profile:
         lines += ["", "### Profile", "", profile]
     return "\n".join(lines) + "\n"
