@@ -25,6 +25,7 @@ from switch.audit.interface import AuditSink
 from switch.deferreds import all_of
 from switch.model import Inquiry, Notice, Reply, new_id
 from switch.routing.inquiries import InquiryProgress
+from switch.store.interface import InquiryRecord
 from switch.views import inquiry_json, record_ids, reply_json
 
 log = structlog.get_logger("switch.inquiry")
@@ -51,6 +52,29 @@ class MailboxPort(Protocol):
     committed (the SSE ``id:``), and pushes it to the terminal's live streams."""
 
     def put(self, terminal: str, kind: str, item: Mapping[str, Any]) -> Deferred[int]: ...
+
+
+class InquiryResults(Protocol):
+    """Where a finished inquiry's result lives (the store's ``inquiries`` table, kept
+    24 h): ``GET /v1/inquiries/{id}`` reads it from there once the engine has let go."""
+
+    def save_inquiry(self, inquiry: InquiryRecord, now: float) -> Deferred[None]: ...
+
+    def load_inquiry(self, id: str) -> Deferred[InquiryRecord | None]: ...
+
+
+class MemoryResults:
+    """:class:`InquiryResults` in a dict, for tests and a store-less engine."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, InquiryRecord] = {}
+
+    def save_inquiry(self, inquiry: InquiryRecord, now: float) -> Deferred[None]:
+        self.saved[inquiry.id] = inquiry
+        return succeed(None)
+
+    def load_inquiry(self, id: str) -> Deferred[InquiryRecord | None]:
+        return succeed(self.saved.get(id))
 
 
 class InquiryMetrics(Protocol):
@@ -121,6 +145,7 @@ class InquiryEngine:
         ids: Callable[[], str] = new_id,
         controls: Callable[[], str] | None = None,
         metrics: InquiryMetrics | None = None,
+        results: InquiryResults | None = None,
     ) -> None:
         self._clock = clock
         self._links = links
@@ -129,13 +154,19 @@ class InquiryEngine:
         self._timeout = timeout
         self._retain = retain  # keep a complete inquiry correlatable for late replies
         # Finished inquiries in finishing order, forgotten by one sweeping timer rather
-        # than one delayed call each (300/s for an hour would be a million of them).
-        self._finished: deque[tuple[float, str]] = deque()
+        # than one delayed call each (300/s for an hour would be a million of them):
+        # (expiry, id, its (link, control) keys).
+        self._finished: deque[tuple[float, str, tuple[tuple[str, str], ...]]] = deque()
         self._sweep: IDelayedCall | None = None
         self._ids = ids
         self._controls = controls or ControlNumbers()
         self._metrics = metrics
+        self._results: InquiryResults = results if results is not None else MemoryResults()
         self._inquiries: dict[str, _Pending] = {}
+        # A finished inquiry keeps only strings in memory (id -> terminal, and its control
+        # numbers): enough to deliver a late answer, and nothing the garbage collector
+        # has to walk. Its result is in ``results``.
+        self._done: dict[str, str] = {}
         self._by_control: dict[tuple[str, str], str] = {}
 
     @property
@@ -197,21 +228,32 @@ class InquiryEngine:
         return pending.progress
 
     def knows(self, inquiry_id: str | None) -> bool:
-        """Is this an inquiry still in memory (for routing a network's ER to it)?"""
-        return inquiry_id is not None and inquiry_id in self._inquiries
+        """Can an answer still be tied to this inquiry (for routing a network's ER)?"""
+        return inquiry_id is not None and (
+            inquiry_id in self._inquiries or inquiry_id in self._done
+        )
 
     def get(self, inquiry_id: str, terminal: str) -> InquiryProgress | None:
-        """The inquiry if it belongs to ``terminal`` (another terminal's is "not found")."""
+        """The inquiry while it runs, if it belongs to ``terminal`` (another terminal's
+        is "not found"); a finished one is :meth:`result`."""
         pending = self._inquiries.get(inquiry_id)
         if pending is None or pending.terminal != terminal:
             return None
         return pending.progress
 
-    def wait(self, inquiry_id: str, seconds: float) -> Deferred[InquiryProgress]:
+    async def result(self, inquiry_id: str, terminal: str) -> dict[str, Any] | None:
+        """A finished inquiry's result (the GET shape), if ``terminal``'s; kept 24 h by
+        the store, across restarts."""
+        record = await self._results.load_inquiry(inquiry_id)
+        if record is None or record.terminal != terminal:
+            return None
+        return dict(record.state)
+
+    def wait(self, progress: InquiryProgress, seconds: float) -> Deferred[InquiryProgress]:
         """Fires with the progress when complete or after ``seconds``, whichever is first."""
-        pending = self._inquiries[inquiry_id]
-        if pending.progress.complete or seconds <= 0:
-            return succeed(pending.progress)
+        pending = self._inquiries.get(progress.id)
+        if pending is None or progress.complete or seconds <= 0:
+            return succeed(progress)
         d: Deferred[InquiryProgress] = Deferred()
         pending.waiters.append(d)
 
@@ -274,10 +316,11 @@ class InquiryEngine:
         (the link ACKs only then). Unknown answers are audited and dropped, not retried."""
         inquiry_id = message.in_reply_to
         control = message.control if isinstance(message, Reply) else None
-        if control is not None and (inquiry_id is None or inquiry_id not in self._inquiries):
+        if control is not None and not self.knows(inquiry_id):
             inquiry_id = self._by_control.get((link, control))
         pending = self._inquiries.get(inquiry_id) if inquiry_id else None
-        if pending is None:
+        terminal = pending.terminal if pending is not None else self._done.get(inquiry_id or "")
+        if inquiry_id is None or terminal is None:
             log.warning("inquiry.unmatched_reply", link=link, message_id=message.id)
             return self._audit.record(
                 "reply.unmatched", {"network": link, "reply": message.id, "re": inquiry_id}
@@ -288,11 +331,37 @@ class InquiryEngine:
                 network=link,
                 status="error",
                 text=message.text or f"NETWORK ERROR {message.code}",
-                in_reply_to=pending.inquiry.id,
+                in_reply_to=inquiry_id,
             )
         else:
-            reply = dataclasses.replace(message, network=link, in_reply_to=pending.inquiry.id)
+            reply = dataclasses.replace(message, network=link, in_reply_to=inquiry_id)
+        if pending is None:
+            # The inquiry finished (its other networks answered or timed out): the
+            # answer is still audited and delivered, marked late.
+            return all_of(self._reply_writes(inquiry_id, terminal, reply, late=True))
         return self._accept(pending, reply)
+
+    def _reply_writes(
+        self, inquiry_id: str, terminal: str, reply: Reply, *, late: bool
+    ) -> list[Deferred[Any]]:
+        """The reply's audit record and mailbox item, submitted together so that they
+        share one group commit."""
+        item = {"inquiry": inquiry_id, "late": late, **reply_json(reply)}
+        return [
+            self._audit.record(
+                "reply",
+                {
+                    "inquiry": inquiry_id,
+                    "terminal": terminal,
+                    "network": reply.network,
+                    "reply": reply.id,
+                    "status": reply.status,
+                    "late": late,
+                    "records": record_ids(reply.records),
+                },
+            ),
+            self._mailbox.put(terminal, "reply", item),
+        ]
 
     def _accept(self, pending: _Pending, reply: Reply) -> Deferred[None]:
         """Record one answer; fires once it is committed (the link ACKs only then).
@@ -309,29 +378,14 @@ class InquiryEngine:
             sent = pending.sent_at.get(link)
             took = None if sent is None else self._clock.seconds() - sent
             self._metrics.reply(link, reply.status, took, [r.file for r in reply.records])
-        item = {"inquiry": pending.inquiry.id, "late": not fresh, **reply_json(reply)}
-        # Audit record and mailbox item go to the store together, so they share one
-        # group commit; the link ACKs only when both are committed. The answer that
-        # completes the inquiry, with no other answer still being committed, brings the
-        # inquiry_complete item along in the same commit (it follows every reply item).
-        writes = [
-            self._audit.record(
-                "reply",
-                {
-                    "inquiry": pending.inquiry.id,
-                    "terminal": pending.terminal,
-                    "network": link,
-                    "reply": reply.id,
-                    "status": reply.status,
-                    "late": not fresh,
-                    "records": record_ids(reply.records),
-                },
-            ),
-            self._mailbox.put(pending.terminal, "reply", item),
-        ]
+        # The link ACKs only when the writes are committed. The answer that completes
+        # the inquiry, with no other answer still being committed, brings the
+        # inquiry_complete item (it follows every reply item) and the saved result
+        # along in the same commit.
+        writes = self._reply_writes(pending.inquiry.id, pending.terminal, reply, late=not fresh)
         completing = self._claim_completion(pending)
         if completing:
-            writes.append(self._complete_item(pending))
+            writes += self._complete_writes(pending)
         pending.in_flight += 1
         d = all_of(writes)
         d.addBoth(self._committed, pending, completing, link, reply.status)
@@ -350,14 +404,14 @@ class InquiryEngine:
             self._finish(pending)
         elif self._claim_completion(pending):
             # The last answer landed while this one was being committed.
-            d = self._complete_item(pending)
+            d = all_of(self._complete_writes(pending))
             d.addCallbacks(
                 self._completed,
                 self._completion_failed,
                 callbackArgs=(pending,),
                 errbackArgs=(pending,),
             )
-            return d  # type: ignore[return-value]
+            return d
         return None
 
     def _completed(self, _: object, pending: _Pending) -> None:
@@ -376,15 +430,26 @@ class InquiryEngine:
             return True
         return False
 
-    def _complete_item(self, pending: _Pending) -> Deferred[int]:
-        return self._mailbox.put(
-            pending.terminal, "inquiry_complete", inquiry_json(pending.progress)
-        )
+    def _complete_writes(self, pending: _Pending) -> list[Deferred[Any]]:
+        view = inquiry_json(pending.progress)
+        now = self._clock.seconds()
+        record = InquiryRecord(pending.inquiry.id, pending.terminal, now, view)
+        return [
+            self._mailbox.put(pending.terminal, "inquiry_complete", view),
+            self._results.save_inquiry(record, now),
+        ]
 
     def _finish(self, pending: _Pending) -> None:
         if self._metrics is not None:
             self._metrics.inquiry_done(pending.inquiry.subject, inquiry_outcome(pending.progress))
-        self._finished.append((self._clock.seconds() + self._retain, pending.inquiry.id))
+        inquiry_id = pending.inquiry.id
+        self._inquiries.pop(inquiry_id, None)
+        for timer in pending.timers.values():
+            if timer.active():
+                timer.cancel()
+        self._done[inquiry_id] = pending.terminal
+        keys = tuple(pending.controls.items())
+        self._finished.append((self._clock.seconds() + self._retain, inquiry_id, keys))
         if self._sweep is None:
             self._sweep = self._clock.callLater(self._sweep_after(), self._forget_expired)
         waiters, pending.waiters = pending.waiters, []
@@ -399,19 +464,13 @@ class InquiryEngine:
         self._sweep = None
         now = self._clock.seconds()
         while self._finished and self._finished[0][0] <= now:
-            self.forget(self._finished.popleft()[1])
+            _, inquiry_id, keys = self._finished.popleft()
+            self._done.pop(inquiry_id, None)
+            for key in keys:
+                if self._by_control.get(key) == inquiry_id:
+                    del self._by_control[key]
         if self._finished:
             self._sweep = self._clock.callLater(self._sweep_after(), self._forget_expired)
-
-    def forget(self, inquiry_id: str) -> None:
-        """Drop a finished inquiry from memory (results live on in the store and audit)."""
-        pending = self._inquiries.pop(inquiry_id, None)
-        if pending is not None:
-            for link, control in pending.controls.items():
-                self._by_control.pop((link, control), None)
-            for timer in pending.timers.values():
-                if timer.active():
-                    timer.cancel()
 
 
 def _cancel_then(call: IDelayedCall) -> Callable[[Any], Any]:

@@ -463,6 +463,7 @@ def add_gateway(
         mailbox,
         timeout=config.inquiry.timeout,
         metrics=metrics,
+        results=store,
     )
     engine_ref.append(engine)
     root.api.links = links.status

@@ -13,6 +13,7 @@ which would end the process). The global reactor is imported here and nowhere be
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -184,6 +185,11 @@ async def _serve(reactor: Any, config: Config) -> None:
         service.ready()
         pid_path = paths.pid_file(config.var_dir)
         write_pid(pid_path)
+        # What start-up built (modules, config, the loaded duplicate memory) lives as
+        # long as the daemon: keep it out of the collector's way, so that a full
+        # collection walks only what came after (its pauses show in the p99 latency).
+        gc.collect()
+        gc.freeze()
     except (StartupError, OSError) as exc:
         _log.error("start-up failed", error=str(exc))
         await service.stopService()

@@ -191,7 +191,7 @@ class InquiryRoutes:
             raise too_many(retry)
         progress = await self.engine.submit(inquiry, session.terminal)
         if wait > 0:
-            progress = await self.engine.wait(inquiry.id, wait)
+            progress = await self.engine.wait(progress, wait)
             if progress.complete:
                 return Response(200, inquiry_json(progress))
         return Response(
@@ -205,9 +205,12 @@ class InquiryRoutes:
         wait = _wait_param(call)
         progress = self.engine.get(call.params["id"], session.terminal)
         if progress is None:
-            raise ApiError(404, "not_found", "no such inquiry for this terminal", field="id")
+            result = await self.engine.result(call.params["id"], session.terminal)
+            if result is None:
+                raise ApiError(404, "not_found", "no such inquiry for this terminal", field="id")
+            return Response(200, result)
         if wait > 0 and not progress.complete:
-            progress = await self.engine.wait(progress.id, wait)
+            progress = await self.engine.wait(progress, wait)
         return Response(200, inquiry_json(progress))
 
     # ---------------------------------------------------------------- mailbox

@@ -84,6 +84,8 @@ def test_pending_then_get_and_other_terminal(gw: Gateway) -> None:
     inquiry_id = reply.data["id"]
     done = client.call("GET", f"/v1/inquiries/{inquiry_id}?wait=20")
     assert done["status"] == "complete"
+    again = client.call("GET", f"/v1/inquiries/{inquiry_id}")  # finished: from the store
+    assert again == done
     with pytest.raises(ApiError) as err:
         gw.client("RECORDS1").call("GET", f"/v1/inquiries/{inquiry_id}")
     assert err.value.status == 404
@@ -134,3 +136,18 @@ def test_refused_network_answers_unavailable(gw: Gateway) -> None:
     finally:
         gw.control("POST", "/national/faults", {"refuse_connections": False})
     gw.links_up(timeout=40)
+
+
+def test_results_outlive_a_restart(gw: Gateway) -> None:
+    """A finished inquiry's result is kept by the store (24 h): after switchd restarts,
+    GET still answers it, to its own terminal only. (Last in this module: it restarts
+    the daemon the other tests share.)"""
+    result = _ask(gw, "person", {"name": "DOE, JOHN A", "dob": "1980-01-01"})
+    gw.stop_switchd()
+    gw.start_switchd()
+    gw.links_up()
+    again = gw.client("DISPATCH1").call("GET", f"/v1/inquiries/{result['id']}")
+    assert again == result
+    with pytest.raises(ApiError) as err:
+        gw.client("RECORDS1").call("GET", f"/v1/inquiries/{result['id']}")
+    assert err.value.status == 404

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
 from switch.audit.interface import AuditUnavailable, MemoryAudit
-from switch.inquiry import InquiryEngine
+from switch.inquiry import InquiryEngine, MemoryResults
 from switch.model import Inquiry, Notice, Origin, Record, Reply, Warrant
 
 
@@ -75,7 +75,7 @@ def test_fan_out_correlate_and_complete() -> None:
     assert [n for n, _ in links.sent] == ["local", "state"]
     controls = {n: m.control for n, m in links.sent}
     assert all(c and c.startswith("S") and len(c) == 10 for c in controls.values())
-    waiter = engine.wait("Q1", 10)
+    waiter = engine.wait(progress, 10)
     engine.on_reply("local", _hit("local", in_reply_to="Q1"))
     assert not progress.complete and not waiter.called
     state_reply = Reply(
@@ -177,7 +177,7 @@ def test_concurrent_answers_complete_the_inquiry_once() -> None:
     clock, links, audit, box = Clock(), FakeLinks({"local", "state"}), SlowAudit(), FakeMailbox()
     engine = InquiryEngine(clock, links, audit, box, timeout=30.0)
     progress = Deferred.fromCoroutine(engine.submit(_inquiry(("local", "state")), "T")).result
-    waiter = engine.wait("Q1", 10)
+    waiter = engine.wait(progress, 10)
     engine.on_reply("local", _hit("local", in_reply_to="Q1"))
     engine.on_reply("state", _hit("state", in_reply_to="Q1"))
     assert progress.complete and not waiter.called
@@ -211,8 +211,36 @@ def test_last_answer_brings_inquiry_complete_into_its_commit() -> None:
     assert again.called and again.result is None
     kinds = [k for _, k, _ in box.items]
     assert kinds == ["reply", "reply", "inquiry_complete", "reply", "inquiry_complete"]
-    waiter = engine.wait("Q1", 10)
-    assert waiter.called and waiter.result.complete
+    result = Deferred.fromCoroutine(engine.result("Q1", "T")).result
+    assert result["status"] == "complete"
+
+
+@pytest.mark.usefixtures("reactor")
+def test_finished_inquiry_keeps_only_strings_and_its_result_is_saved() -> None:
+    """Once finished, the engine lets go of the inquiry's objects: its result is read
+    back from the results store (the owning terminal only), and a late answer, matched
+    by control number, is still audited and delivered as late."""
+    clock, links, audit, box = Clock(), FakeLinks({"local", "state"}), MemoryAudit(), FakeMailbox()
+    results = MemoryResults()
+    engine = InquiryEngine(clock, links, audit, box, timeout=30.0, results=results)
+    progress = Deferred.fromCoroutine(engine.submit(_inquiry(("local", "state")), "DISPATCH1"))
+    controls = {n: m.control for n, m in links.sent}
+    engine.on_reply("local", _hit("local", in_reply_to="Q1"))
+    clock.advance(30)  # state times out: the inquiry is complete
+    assert progress.result.complete
+    assert engine.get("Q1", "DISPATCH1") is None  # no longer held as objects
+    assert engine.outstanding() == 0
+    saved = results.saved["Q1"]
+    assert saved.terminal == "DISPATCH1" and saved.state["status"] == "complete"
+    view = Deferred.fromCoroutine(engine.result("Q1", "DISPATCH1")).result
+    assert view == box.items[-1][2]  # the same view as the inquiry_complete event
+    assert Deferred.fromCoroutine(engine.result("Q1", "RECORDS1")).result is None
+    late = Reply(id="T9", network="state", status="hit", text="LATE", control=controls["state"])
+    done = engine.on_reply("state", late)
+    assert done.called and done.result is None
+    assert box.items[-1][1] == "reply" and box.items[-1][2]["late"] is True
+    assert box.items[-1][2]["inquiry"] == "Q1"
+    assert audit.of("reply")[-1] == {**audit.of("reply")[-1], "late": True, "inquiry": "Q1"}
 
 
 @pytest.mark.usefixtures("reactor")
