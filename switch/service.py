@@ -42,7 +42,7 @@ from switch.confirmations import ConfirmationTracker
 from switch.incoming import IncomingRouter
 from switch.inquiry import InquiryEngine
 from switch.intercept import InterceptQueue
-from switch.locks import JsonLockStore, LockStore
+from switch.locks import LockStore
 from switch.mailbox import Mailbox
 from switch.metrics import Metrics, metrics_site
 from switch.model import SUBJECTS, AdminMessage, ApplicationMessage, Inquiry, Notice, Reply
@@ -61,9 +61,6 @@ from switch.teletype import TeletypeEngine
 from switch.teletype_service import TeletypeService
 
 _log = structlog.get_logger("switch.service")
-
-#: Lock file under ``var/`` (until the durable store holds locks).
-LOCKS_FILE = "locks.json"
 
 
 class StartupError(Exception):
@@ -242,7 +239,7 @@ def make_service(
     audit: AuditSink,
     *,
     metrics: Metrics | None = None,
-    locks: LockStore | None = None,
+    locks: LockStore,
     verify: Verifier | None = None,
     links: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> SwitchService:
@@ -263,7 +260,7 @@ def make_service(
         audit=audit,
         clock=reactor,
         verify=verify,
-        locks=locks if locks is not None else JsonLockStore(config.var_dir / LOCKS_FILE),
+        locks=locks,
         metrics=metrics,
     )
     api = Api(config=config, sessions=sessions, audit=audit, clock=reactor, links=links)

@@ -200,7 +200,8 @@ class SessionManager:
             return None
         if until <= self.clock.seconds():
             del self._locks[operator]
-            self._save_locks()
+            # Not waited for: an expired lock left in the table is ignored at start.
+            self._save_locks().addErrback(_log_lock_write_failure)
             return None
         return until
 
@@ -303,7 +304,7 @@ class SessionManager:
             until = now + self.config.lockout_duration
             self._locks[operator] = until
             self._failures.pop(operator, None)
-            self._save_locks()
+            await self._save_locks()
             _log.warning("operator locked", operator=operator, terminal=terminal)
         await self.audit.record(
             "session.logon_failed",
@@ -334,11 +335,11 @@ class SessionManager:
         while len(self._failures) > MAX_TRACKED:
             del self._failures[next(iter(self._failures))]
 
-    def _save_locks(self) -> None:
+    def _save_locks(self) -> Deferred[None]:
         now = self.clock.seconds()
         for name in [n for n, until in self._locks.items() if until <= now]:
             del self._locks[name]
-        self._store.save(self._locks)
+        return self._store.save(self._locks)
 
     # ---------------------------------------------------------------- use
 
@@ -406,7 +407,7 @@ class SessionManager:
         self._failures.pop(operator, None)
         if was_locked:
             del self._locks[operator]
-            self._save_locks()
+            await self._save_locks()
         await self.audit.record(
             "operator.unlocked",
             {
@@ -504,3 +505,7 @@ class RateLimiter:
             bucket = TokenBucket(rate, max(rate, 1.0), self._clock)
             self._buckets[key] = bucket
         return bucket.take()
+
+
+def _log_lock_write_failure(failure: Failure) -> None:
+    _log.error("operator lock write failed", error=failure.type.__name__ if failure.type else "?")

@@ -26,10 +26,13 @@ from twisted.internet.defer import Deferred
 
 from switch import logs, paths
 from switch.config import Config, ConfigInvalid, load_config
+from switch.locks import StoreLocks
 from switch.metrics import Metrics
 from switch.protocols.link import UP
 from switch.service import Gateway, StartupError, SwitchService, add_gateway, make_service
 
+#: Where versions before the store held the operator locks (imported once at start).
+LEGACY_LOCKS_FILE = "locks.json"
 #: Bound on the orderly part of shutdown beyond draining (DESIGN §8: exit within
 #: drain + 5 s); then we exit regardless.
 SHUTDOWN_GRACE = 5.0
@@ -173,7 +176,8 @@ async def _serve(reactor: Any, config: Config) -> None:
     try:
         metrics = Metrics()
         store, audit = await open_storage(reactor, config, metrics)
-        service = make_service(config, reactor, audit, metrics=metrics)
+        locks = await StoreLocks.open(store, legacy=config.var_dir / LEGACY_LOCKS_FILE)
+        service = make_service(config, reactor, audit, metrics=metrics, locks=locks)
         gateway = add_gateway(service, config, reactor, store, audit, stop_audit=audit.stop)
         wire_operations(service, gateway)
         await gateway.dedup.load()  # before the links dial: duplicate checks in memory

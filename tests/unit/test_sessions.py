@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +17,7 @@ from twisted.python.failure import Failure
 
 from switch.audit.interface import AuditUnavailable, MemoryAudit
 from switch.config import Operator, SessionConfig, Terminal
-from switch.locks import JsonLockStore, MemoryLockStore
+from switch.locks import MemoryLockStore, StoreLocks, read_legacy_locks
 from switch.passwords import hash_password, verify_password
 from switch.sessions import (
     LogonForbidden,
@@ -29,6 +28,7 @@ from switch.sessions import (
     SessionManager,
     TokenBucket,
 )
+from switch.store.interface import OperatorLock
 
 T = TypeVar("T")
 ALL = frozenset({"local", "regional", "state", "national"})
@@ -235,25 +235,45 @@ def test_unknown_operator_answers_like_wrong_password_and_locks_too(
         env.logon("DISPATCH1", "ghost", "whatever")
 
 
-def test_locks_persist_across_restart_in_json_file(
-    operators: dict[str, Operator], tmp_path: Path
-) -> None:
-    """A lock written by one SessionManager holds in a new one reading the same file,
-    which is mode 0600 and valid JSON; expired locks are dropped."""
-    store = JsonLockStore(tmp_path / "var" / "locks.json")
-    env = Env(operators, store=store)
+class FakeLockTable:
+    """The store's operator_locks table, in memory; writes fire at once."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, OperatorLock] = {}
+        self.writes = 0
+
+    def load_locks(self) -> Deferred[list[OperatorLock]]:
+        return succeed(sorted(self.rows.values(), key=lambda r: r.operator))
+
+    def save_lock(self, lock: OperatorLock) -> Deferred[None]:
+        self.rows[lock.operator] = lock
+        self.writes += 1
+        return succeed(None)
+
+    def delete_lock(self, operator: str) -> Deferred[None]:
+        self.rows.pop(operator, None)
+        self.writes += 1
+        return succeed(None)
+
+
+def test_locks_persist_across_restart_in_the_store(operators: dict[str, Operator]) -> None:
+    """A lock set by one SessionManager is a row of the store's table and holds for a
+    new one (a restarted daemon) reading the table; expired locks are dropped; each
+    save writes only what changed."""
+    table = FakeLockTable()
+    env = Env(operators, store=run(StoreLocks.open(table)))
     for _ in range(5):
         with pytest.raises(LogonRefused):
             env.logon("DISPATCH1", "disp", "wrong")
-    path = tmp_path / "var" / "locks.json"
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert set(json.loads(path.read_text())["locks"]) == {"disp"}
-    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert set(table.rows) == {"disp"} and table.writes == 1
+    assert table.rows["disp"].locked_until == env.clock.seconds() + 600
 
+    env.store = run(StoreLocks.open(table))
     env.mgr = env.new_manager()
     with pytest.raises(OperatorLocked):
         env.logon("DISPATCH1", "disp", "disp-pw")
     env.clock.advance(601)
+    env.store = run(StoreLocks.open(table))
     env.mgr = env.new_manager()
     assert env.logon("DISPATCH1", "disp", "disp-pw").session.terminal == "DISPATCH1"
 
@@ -292,13 +312,27 @@ def test_failing_audit_grants_nothing(operators: dict[str, Operator]) -> None:
     assert env.mgr.count == 0
 
 
-def test_corrupt_lock_file_starts_empty(tmp_path: Path) -> None:
-    """A lock file that cannot be parsed is treated as no locks (and logged)."""
+def test_corrupt_legacy_lock_file_reads_as_empty(tmp_path: Path) -> None:
+    """An old lock file that cannot be parsed is treated as no locks (and logged)."""
     path = tmp_path / "locks.json"
     for content in (b"{not json", b'{"locks": []}', b'{"locks": {"a": "x"}}', b"[]"):
         path.write_bytes(content)
-        assert JsonLockStore(path).load() == {}
-    assert JsonLockStore(tmp_path / "missing.json").load() == {}
+        assert read_legacy_locks(path) == {}
+    assert read_legacy_locks(tmp_path / "missing.json") == {}
+
+
+def test_legacy_lock_file_is_imported_once(tmp_path: Path) -> None:
+    """Locks of an older version's locks.json go into the table, newer ones win, and
+    the file is renamed so that it is read once."""
+    table = FakeLockTable()
+    table.rows["a"] = OperatorLock("a", 0, None, 2_000_000_000.0)
+    path = tmp_path / "locks.json"
+    path.write_text(json.dumps({"version": 1, "locks": {"a": 1_900_000_000, "b": 1_950_000_000}}))
+    locks = run(StoreLocks.open(table, legacy=path))
+    assert locks.load() == {"a": 2_000_000_000.0, "b": 1_950_000_000.0}
+    assert table.rows["b"].locked_until == 1_950_000_000.0
+    assert not path.exists() and (tmp_path / "locks.json.imported").exists()
+    assert run(StoreLocks.open(table, legacy=path)).load() == locks.load()
 
 
 def test_token_bucket_rate_and_burst() -> None:
