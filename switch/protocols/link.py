@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 import structlog
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocol,
@@ -800,32 +800,40 @@ class Link:
         conn.pending_in += 1
         self._delivering[msg_id] = waiters
         d = self.dedup.seen(self.name, msg_id)
-        d.addCallback(self._deliver_unless_seen, message)
+        d.addCallbacks(
+            self._deliver_unless_seen,
+            self._delivery_failed,
+            callbackArgs=(message,),
+            errbackArgs=(msg_id,),
+        )
+
+    def _deliver_unless_seen(self, seen: bool, message: ApplicationMessage) -> None:
+        # Callbacks added to the handler's Deferred, not a Deferred chained into this
+        # one: each message passes here, and every nesting costs another hop.
+        msg_id = message.id
+        if seen:
+            self.log.info("duplicate acknowledged again", msg_id=msg_id)
+            self._answer(msg_id, Ack(msg_id))
+            return
+        try:
+            d = self._on_message(self.name, message)
+        except Exception:
+            self._delivery_failed(Failure(), msg_id)  # type: ignore[no-untyped-call]
+            return
         d.addCallbacks(
             self._delivered, self._delivery_failed, callbackArgs=(msg_id,), errbackArgs=(msg_id,)
         )
 
-    def _deliver_unless_seen(self, seen: bool, message: ApplicationMessage) -> Deferred[None]:
-        if seen:
-            self.log.info("duplicate acknowledged again", msg_id=message.id)
-            return succeed(None)
-        d = maybeDeferred(self._on_message, self.name, message)
-        d.addCallback(self._remember, message.id)
-        return d
-
-    def _remember(self, _: object, msg_id: str) -> None:
-        """Remember a delivered id without holding the ACK back for it: the memory knows
-        it at once (a resend right after is caught), the durable copy follows in the
-        next group commit. A crash before that commit is no worse than one before the
-        ACK: the network resends either way."""
+    def _delivered(self, _: object, msg_id: str) -> None:
+        """Committed above: remember the id, then ACK. The memory knows the id at once
+        (a resend right after is caught); the durable copy follows within the duplicate
+        memory's flush delay and the ACK does not wait for it (switch.protocols.dedup)."""
         d = self.dedup.remember(self.name, msg_id)
         d.addErrback(
             lambda f: self.log.error(
                 "duplicate memory write failed", msg_id=msg_id, error=_failure_name(f)
             )
         )
-
-    def _delivered(self, _: object, msg_id: str) -> None:
         self._answer(msg_id, Ack(msg_id))
 
     def _delivery_failed(self, reason: Failure, msg_id: str) -> None:

@@ -458,6 +458,25 @@ def test_failed_commit_is_naked_50() -> None:
     assert calls == ["M1", "M1"]
 
 
+def test_handler_raising_is_naked_50_and_the_link_stays_up() -> None:
+    """A bug above that raises instead of failing its Deferred is a NAK 50 too."""
+    calls: list[str] = []
+
+    def on_message(_link: str, message: Any) -> Deferred[None]:
+        calls.append(message.id)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+        return succeed(None)
+
+    net, link, _, _ = up_link(on_message=on_message)
+    net.sent()
+    net.feed({"t": "msg", "id": "M1", "key": "AM", "text": "X"})
+    assert net.sent() == [{"t": "nak", "id": "M1", "code": 50, "text": "INTERNAL ERROR"}]
+    assert link.state == "up"
+    net.feed({"t": "msg", "id": "M1", "key": "AM", "text": "X"})
+    assert net.sent() == [{"t": "ack", "id": "M1"}]
+
+
 def test_duplicates_are_acked_not_redelivered() -> None:
     """A repeated id is ACKed again and not handed up again, also on a later session."""
     net, _link, received, _ = up_link()
