@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import structlog
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
@@ -365,10 +365,15 @@ class InquiryEngine:
 
     def _accept(self, pending: _Pending, reply: Reply) -> Deferred[None]:
         """Record one answer; fires once it is committed (the link ACKs only then).
+        Never raises: a failure, even a bug, arrives as a failed Deferred."""
+        try:
+            return self._record(pending, reply)
+        except Exception:
+            return fail()
 
-        Plain callbacks rather than a coroutine: this runs for every answer, and each
-        coroutine and gather costs the reactor several more Deferred hops.
-        """
+    def _record(self, pending: _Pending, reply: Reply) -> Deferred[None]:
+        # Plain callbacks rather than a coroutine: this runs for every answer, and each
+        # coroutine and gather costs the reactor several more Deferred hops.
         link = reply.network
         fresh = pending.progress.add(reply)
         timer = pending.timers.pop(link, None)
