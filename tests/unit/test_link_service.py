@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -261,10 +263,12 @@ async def test_loopback_local_reconnects(reactor: Any, tmp_path: Path) -> None:
     assert reconnects == 1
 
 
-@pytest.mark.integration
-@pytest_twisted.ensureDeferred
-async def test_loopback_mutual_tls(reactor: Any, tmp_path: Path) -> None:
-    """A tls: link presents our client certificate, verifies ``localhost`` and logs on."""
+@asynccontextmanager
+async def _tls_network(
+    reactor: Any, tmp_path: Path, server_name: str
+) -> AsyncIterator[tuple[LinkManager, _JsonNetworkFactory]]:
+    """A JSON-lines network behind our test PKI's server certificate, and a manager
+    whose one tls: link dials it expecting ``server_name``."""
     from switch.pki import init_pki, server_tls_options
 
     pki = tmp_path / "pki"
@@ -278,34 +282,26 @@ async def test_loopback_mutual_tls(reactor: Any, tmp_path: Path) -> None:
             ca=pki / paths.CA_CERT,
             certificate=pki / paths.CLIENT_CERT,
             private_key=pki / paths.CLIENT_KEY,
-            server_name="localhost",
+            server_name=server_name,
         )
-        manager = LinkManager([config], reactor, lambda _n, _m: succeed(None), jitter=lambda: 0.0)
-        await _session_cycle(reactor, manager, net)
+        yield LinkManager([config], reactor, lambda _n, _m: succeed(None), jitter=lambda: 0.0), net
     finally:
         await port.stopListening()
 
 
 @pytest.mark.integration
 @pytest_twisted.ensureDeferred
+async def test_loopback_mutual_tls(reactor: Any, tmp_path: Path) -> None:
+    """A tls: link presents our client certificate, verifies ``localhost`` and logs on."""
+    async with _tls_network(reactor, tmp_path, "localhost") as (manager, net):
+        await _session_cycle(reactor, manager, net)
+
+
+@pytest.mark.integration
+@pytest_twisted.ensureDeferred
 async def test_tls_refuses_a_wrong_server_name(reactor: Any, tmp_path: Path) -> None:
     """A server whose certificate does not name ``server_name`` never gets our logon."""
-    from switch.pki import init_pki, server_tls_options
-
-    pki = tmp_path / "pki"
-    init_pki(pki, tmp_path / "keys")
-    net = _JsonNetworkFactory()
-    port = reactor.listenSSL(0, net, server_tls_options(pki), interface="127.0.0.1")
-    try:
-        config = link_config(
-            tmp_path,
-            endpoint=f"tls:127.0.0.1:{port.getHost().port}",
-            ca=pki / paths.CA_CERT,
-            certificate=pki / paths.CLIENT_CERT,
-            private_key=pki / paths.CLIENT_KEY,
-            server_name="national.example",
-        )
-        manager = LinkManager([config], reactor, lambda _n, _m: succeed(None), jitter=lambda: 0.0)
+    async with _tls_network(reactor, tmp_path, "national.example") as (manager, net):
         link = manager.get("local")
         down = _when_state(link, DOWN, reactor)
         manager.startService()
@@ -313,5 +309,3 @@ async def test_tls_refuses_a_wrong_server_name(reactor: Any, tmp_path: Path) -> 
         await manager.stopService()
         assert link.last_error and link.last_error.startswith("connection lost")
         assert not any(f["t"] == "logon" for f in net.frames)
-    finally:
-        await port.stopListening()
