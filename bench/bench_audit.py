@@ -335,7 +335,10 @@ def main() -> None:
         sr = None if args.no_search else search_bench(workdir, args.records)
     section = render(tp, sr)
     print(section)
-    if not args.no_write:
+    if args.no_search:
+        # A partial run must not replace the section: its search table would be lost.
+        print("(--no-search: bench/RESULTS.md left as it is)")
+    elif not args.no_write:
         write_results(section)
 
 
