@@ -75,13 +75,15 @@ class InquiryProgress:
     networks: tuple[str, ...]
     replies: dict[str, Reply] = field(default_factory=dict)
     late: list[Reply] = field(default_factory=list)
+    _asked: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._asked = len(set(self.networks))
 
     @property
     def complete(self) -> bool:
-        # add() keeps only asked networks in replies, so counting is enough.
-        return len(self.replies) >= len(self.networks) or all(
-            n in self.replies for n in self.networks
-        )
+        # add() keeps only asked networks in replies, one each: counting is enough.
+        return len(self.replies) >= self._asked
 
     @property
     def pending(self) -> tuple[str, ...]:

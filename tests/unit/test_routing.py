@@ -96,6 +96,10 @@ def test_progress_completes_and_summarises() -> None:
     assert summary["urgent"] is True
     assert summary["caveats"] == ["armed_and_dangerous"]
     assert {"network": "national", "file": "wanted_person", "count": 1} in summary["hits"]
+    twice = inquiries.InquiryProgress("Q2", ("local", "local", "state"))
+    assert twice.add(_reply("local", "no_record")) and not twice.complete
+    assert not twice.add(_reply("other", "hit")) and not twice.complete  # never asked
+    assert twice.add(_reply("state", "no_record")) and twice.complete
 
 
 def test_display_order_puts_officer_safety_first() -> None:
