@@ -146,47 +146,45 @@ async def drive(
     """Warm up, measure idle CPU, saturation (closed loop), then every open-loop rate.
     ``commits()``, when given, reads the store's commit count (fsyncs) around each phase."""
 
-    def count() -> float | None:
-        return float(commits()) if commits is not None else None
+    meter = CpuMeter(pids)
+
+    async def phase(run: Any, offered: float | None = None) -> Phase:
+        """One measured phase: CPU, wall time and store commits around ``run``."""
+        before = float(commits()) if commits is not None else None
+        meter.start()
+        res = await run
+        meter.stop()
+        measured = Phase(res, dict(meter.used), meter.wall, offered)
+        if before is not None:
+            measured.commits = float(commits()) - before
+        print(f"  {res.summary()}\n    CPU: {meter.shares()}", flush=True)
+        await settle(main)
+        return measured
 
     await open_loop(target, bodies, 100.0, int(100 * args.warmup), label="warm-up")
     main = pids[side.main]
     await settle(main)
-    meter = CpuMeter(pids)
     meter.start()
     await asyncio.sleep(1.0)
     meter.stop()
     side.idle_cpu_per_s = meter.used[side.main] / meter.wall
     if saturation:
-        before = count()
-        meter.start()
-        res = await closed_loop(
-            target,
-            bodies,
-            args.concurrency,
-            args.sat_seconds,
-            label=f"{side.name} saturation x{args.concurrency}",
+        side.saturation = await phase(
+            closed_loop(
+                target,
+                bodies,
+                args.concurrency,
+                args.sat_seconds,
+                label=f"{side.name} saturation x{args.concurrency}",
+            )
         )
-        meter.stop()
-        side.saturation = Phase(res, dict(meter.used), meter.wall)
-        after = count()
-        if before is not None and after is not None:
-            side.saturation.commits = after - before
-        print(f"  {res.summary()}\n    CPU: {meter.shares()}", flush=True)
-        await settle(main)
     for rate in args.rates:
-        before = count()
-        meter.start()
-        res = await open_loop(
-            target, bodies, rate, int(rate * args.seconds), label=f"{side.name} {rate:g}/s"
+        side.open[rate] = await phase(
+            open_loop(
+                target, bodies, rate, int(rate * args.seconds), label=f"{side.name} {rate:g}/s"
+            ),
+            rate,
         )
-        meter.stop()
-        after = count()
-        side.open[rate] = Phase(res, dict(meter.used), meter.wall, rate)
-        if before is not None and after is not None:
-            side.open[rate].commits = after - before
-        print(f"  {res.summary()}\n    CPU: {meter.shares()}", flush=True)
-        await settle(main)
     if isinstance(main, int):
         side.threads = thread_cpu(main)
 
