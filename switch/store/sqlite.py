@@ -4,9 +4,10 @@ Why this shape (DESIGN §7): a commit in WAL mode with ``synchronous=FULL`` cost
 fsync, which is milliseconds on real disks. Doing it on the reactor would stall every
 connection; doing one per record would cap the switch at a few hundred records a second.
 So every write is a *job* (a function of the connection) put on a queue; the writer
-thread takes all pending jobs, runs each inside its own SAVEPOINT (a failing job rolls
-back alone and fails only its own Deferred), commits once, and only then fires the
-callers' Deferreds on the reactor with ``callFromThread``. If the commit fails, every
+thread takes all pending jobs, runs them in one transaction (if one fails, the batch runs
+again with a SAVEPOINT per job, so that the failing job rolls back alone and fails only
+its own Deferred), commits once, and only then fires the callers' Deferreds on the
+reactor with ``callFromThread``. If the commit fails, every
 job of the batch fails: nothing was durable. Reads go to a ``ThreadPool`` of read-only
 connections so a slow search never delays a commit.
 """
@@ -77,10 +78,33 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+class _Unknown:
+    """The audit head has not been read in this transaction."""
+
+
+_UNKNOWN: Final = _Unknown()
+
+
+class WriterConnection(sqlite3.Connection):
+    """The write connection, remembering the audit chain's head within the open
+    transaction, so that a batch of audit records reads it once instead of once per
+    record. The writer forgets it at every BEGIN and whenever a job is rolled back, so a
+    remembered head is always the newest row this transaction holds."""
+
+    audit_head: AuditHead | _Unknown = _UNKNOWN
+
+
+def _forget_audit_head(conn: sqlite3.Connection) -> None:
+    if isinstance(conn, WriterConnection):
+        conn.audit_head = _UNKNOWN
+
+
 def connect_writer(path: Path) -> sqlite3.Connection:
     """The one read-write connection: WAL, synchronous=FULL, explicit transactions."""
     _create_private(path)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, factory=WriterConnection
+    )
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
@@ -285,6 +309,7 @@ class _Writer:
         self._reactor.callFromThread(_fire_all, results)
 
     def _begin(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> bool:
+        _forget_audit_head(conn)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except Exception as exc:
@@ -327,6 +352,7 @@ class _Writer:
                 try:
                     value = job.fn(conn)
                 except BaseException:
+                    _forget_audit_head(conn)
                     if conn.in_transaction:
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
@@ -463,7 +489,8 @@ _AUDIT_INSERT: Final = (
 
 
 def _append_audit(conn: sqlite3.Connection, entry: AuditAppend) -> AuditHead:
-    head = audit_head(conn)
+    known = getattr(conn, "audit_head", _UNKNOWN)
+    head = audit_head(conn) if isinstance(known, _Unknown) else known
     prev, seq = (head.hash, head.seq + 1) if head is not None else (_GENESIS, 1)
     digest = entry.chain(prev, seq, entry.record)
     index = entry.index
@@ -471,7 +498,10 @@ def _append_audit(conn: sqlite3.Connection, entry: AuditAppend) -> AuditHead:
         _AUDIT_INSERT,
         (seq, entry.ts, entry.record, digest, *[index.get(c) for c in AUDIT_INDEX_COLUMNS]),
     )
-    return AuditHead(seq, digest, entry.ts)
+    new = AuditHead(seq, digest, entry.ts)
+    if isinstance(conn, WriterConnection):
+        conn.audit_head = new
+    return new
 
 
 def search_audit_rows(

@@ -743,3 +743,121 @@ def test_schema_ori_codes_are_the_state_codes_and_nl() -> None:
     )
     codes = set(re.fullmatch(r"\(([A-Z|]+)\).*", pattern).group(1).split("|"))  # type: ignore[union-attr]
     assert codes == model.STATE_CODES | {"NL"}
+
+
+# --------------------------------------------------------------------------- ACK fast path
+
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-"
+ack_ids = st.text(_ID_CHARS, min_size=1, max_size=40)
+schema_oris = st.one_of(
+    st.just("NCIC"),
+    st.sampled_from(sorted(model.STATE_CODES | {"NL"})).flatmap(
+        lambda code: st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=7, max_size=7).map(
+            lambda rest: code + rest
+        )
+    ),
+)
+wire_times = st.datetimes(
+    min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31)
+).map(lambda t: t.replace(tzinfo=dt.UTC))
+
+
+def _lxml_ack(c: NationalCodec, frame_id: str, acked: str, sent: dt.datetime) -> bytes:
+    """The ACK as the general path builds, validates and serializes it."""
+    root, _ = c._doc("ACK", frame_id, c.own_ori, sent, in_reply_to=acked)
+    return national._serialize(root)
+
+
+@settings(max_examples=300)
+@given(ack_ids, ack_ids, schema_oris, wire_times)
+def test_ack_fast_path_writes_exactly_what_lxml_writes(
+    frame_id: str, acked: str, ori: str, sent: dt.datetime
+) -> None:
+    c = NationalCodec(ori, clock=lambda: sent)
+    data = c.encode(Ack(id=acked, frame_id=frame_id))
+    assert data == _lxml_ack(c, frame_id, acked, sent)
+    assert national._ACK_RE.fullmatch(data, 4) is not None  # it took the fast path
+    assert c.decode(data) == Ack(id=acked, frame_id=frame_id)
+    assert national._decode_document(data[4:]) == Ack(id=acked, frame_id=frame_id)
+
+
+@pytest.mark.parametrize(
+    ("frame_id", "acked", "own"),
+    [
+        ("BAD ID", "M1", "NCIC"),  # a space: not an IdType
+        ("F1", "x" * 41, "NCIC"),  # too long
+        ("F1", "M\u00e91", "NCIC"),  # not ASCII
+        ("F1", "M1", "ZZ0000000"),  # an ORI the codec takes but the schema does not
+    ],
+)
+def test_ack_outside_the_fast_path_is_built_and_validated(
+    frame_id: str, acked: str, own: str
+) -> None:
+    c = NationalCodec(own, clock=lambda: SENT)
+    with pytest.raises(CodecError) as info:
+        c.encode(Ack(id=acked, frame_id=frame_id))
+    assert info.value.code == 22
+
+
+def test_ack_fast_path_uses_one_frame_id_and_one_clock_reading() -> None:
+    """A generated frame id is drawn once, even when the slow path builds the ACK."""
+    drawn: list[str] = []
+
+    def ids() -> str:
+        drawn.append(f"F{len(drawn)}")
+        return drawn[-1]
+
+    c = NationalCodec("NCIC", clock=lambda: SENT, ids=ids)
+    assert c.decode(c.encode(Ack(id="M1"))) == Ack(id="M1", frame_id="F0")
+    with pytest.raises(CodecError):
+        c.encode(Ack(id="M 1"))
+    assert drawn == ["F0", "F1"]
+
+
+def _mutations() -> st.SearchStrategy[tuple[int, str, bytes]]:
+    return st.tuples(
+        st.integers(min_value=0, max_value=400),
+        st.sampled_from(["replace", "insert", "delete"]),
+        st.binary(min_size=1, max_size=3)
+        | st.sampled_from([b"<", b">", b"&", b"'", b'"', b" ", b"\xc3\xa9", b"\x00", b"1", b"A"]),
+    )
+
+
+@settings(max_examples=500)
+@given(ack_ids, ack_ids, schema_oris, wire_times, st.lists(_mutations(), max_size=3))
+def test_decode_agrees_with_the_full_path_on_mutated_acks(
+    frame_id: str,
+    acked: str,
+    ori: str,
+    sent: dt.datetime,
+    mutations: list[tuple[int, str, bytes]],
+) -> None:
+    """Whatever bytes arrive, the fast path answers only where the full parse and
+    validation give the same answer, and otherwise defers to them."""
+    data = bytearray(NationalCodec(ori, clock=lambda: sent).encode(Ack(acked, frame_id))[4:])
+    for where, how, what in mutations:
+        at = where % (len(data) + 1)
+        if how == "replace":
+            data[at : at + len(what)] = what
+        elif how == "insert":
+            data[at:at] = what
+        else:
+            del data[at : at + len(what)]
+    document = bytes(data)
+    try:
+        expected: object = national._decode_document(document)
+    except CodecError as err:
+        expected = (err.code, err.text, err.msg_id)
+    try:
+        got: object = codec().decode(frame(document))
+    except CodecError as err:
+        got = (err.code, err.text, err.msg_id)
+    assert got == expected
+
+
+def test_ack_with_an_unreal_time_is_refused_as_before() -> None:
+    """24:00 matches the XSD pattern (and xs:dateTime) but is no real time: the fast path
+    leaves it to the full path, which refuses it."""
+    data = doc("ACK", reply_to="M0").replace(b"16:22:10.25", b"24:00:00.00")
+    assert national._ACK_RE.fullmatch(data, 4) is not None
+    refused(data, 22, "M1")

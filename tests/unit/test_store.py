@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -20,8 +21,10 @@ from switch.store import (
     StoreError,
     TeletypeItem,
 )
+from switch.audit.chain import GENESIS, canonical, chain_step
+from switch.store.interface import AUDIT_INDEX_COLUMNS, AuditAppend
 from switch.store.schema import SCHEMA_VERSION
-from switch.store.sqlite import connect_reader
+from switch.store.sqlite import _append_audit, connect_reader
 
 
 @pytest_twisted.async_yield_fixture
@@ -119,6 +122,42 @@ async def test_failed_job_fails_only_itself(store: SQLiteStore) -> None:
         lambda c: [r[0] for r in c.execute("SELECT id FROM duplicates ORDER BY id")]
     )
     assert rows == ["A", "B"]
+
+
+def _audit_entry(n: int) -> AuditAppend:
+    record = canonical({"event": "test", "ts": "2026-11-29T00:00:00.000000Z", "n": n})
+    index = dict.fromkeys(AUDIT_INDEX_COLUMNS)
+    return AuditAppend("2026-11-29T00:00:00.000000Z", record, index, chain_step)
+
+
+@pytest_twisted.ensureDeferred
+async def test_audit_chain_survives_failing_jobs_in_its_batch(store: SQLiteStore) -> None:
+    """The writer remembers the chain head within a transaction. A job that appended a
+    record and then failed is rolled back, so the next record must link to the row
+    before it, not to the undone one: the chain stays whole and gap-free."""
+
+    def bad(conn: sqlite3.Connection) -> None:
+        _append_audit(conn, _audit_entry(-1))
+        raise ValueError("boom")
+
+    ds = []
+    for n in range(300):
+        ds.append(store.append_audit(_audit_entry(n)))
+        if n % 7 == 3:
+            ds.append(store.write(bad))
+    before = store.commits
+    results = await DeferredList(ds, consumeErrors=True)
+    assert store.commits - before < 150  # batches did hold several jobs
+    assert sum(1 for ok, _ in results if not ok) == len(range(3, 300, 7))
+    rows = await store.read(
+        lambda c: list(c.execute("SELECT seq, record, hash FROM audit_log ORDER BY seq"))
+    )
+    assert [seq for seq, _, _ in rows] == list(range(1, 301))
+    prev = GENESIS
+    for seq, record, digest in rows:
+        assert bytes(digest) == chain_step(prev, seq, record)
+        prev = bytes(digest)
+    assert sorted(json.loads(r)["n"] for _, r, _ in rows) == list(range(300))
 
 
 @pytest_twisted.ensureDeferred
