@@ -540,6 +540,7 @@ class NationalCodec:
             return len(document).to_bytes(PREFIX, "big") + document
         root, _ = self._doc("ACK", frame_id, self.own_ori, sent, in_reply_to=m.id)
         return _serialize(root)
+
     def _build(self, m: WireMessage) -> _Element:
         if isinstance(m, Inquiry):
             return self._build_inquiry(m)

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import DeferredList
 
+from switch.audit.chain import GENESIS, canonical, chain_step
 from switch.store import (
     InquiryRecord,
     OperatorLock,
@@ -21,7 +23,6 @@ from switch.store import (
     StoreError,
     TeletypeItem,
 )
-from switch.audit.chain import GENESIS, canonical, chain_step
 from switch.store.interface import AUDIT_INDEX_COLUMNS, AuditAppend
 from switch.store.schema import SCHEMA_VERSION
 from switch.store.sqlite import _append_audit, connect_reader
@@ -122,6 +123,20 @@ async def test_failed_job_fails_only_itself(store: SQLiteStore) -> None:
         lambda c: [r[0] for r in c.execute("SELECT id FROM duplicates ORDER BY id")]
     )
     assert rows == ["A", "B"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_writes_of_one_reactor_turn_share_a_commit(store: SQLiteStore) -> None:
+    """Jobs submitted in one turn reach the writer together: one commit for all, however
+    fast the writer thread wakes up after the first."""
+    for round_ in range(20):
+        before = store.commits
+        ds = [store.append_audit(_audit_entry(round_))]
+        time.sleep(0.002)  # the rest of the turn's work, the GIL released meanwhile
+        ds.append(store.mailbox_put("DISPATCH1", "reply", {"n": round_}, 1.0))
+        ds.append(store.remember_duplicates([("local", f"R{round_}")], 1.0))
+        await DeferredList(ds, fireOnOneErrback=True)
+        assert store.commits - before == 1
 
 
 def _audit_entry(n: int) -> AuditAppend:
