@@ -122,10 +122,13 @@ class _Pending:
     progress: InquiryProgress
     inquiry: Inquiry
     terminal: str
-    timers: dict[str, IDelayedCall]
+    awaited: set[str]  # links sent to whose answer is still due
     controls: dict[str, str]  # link -> control number
     sent_at: dict[str, float]
     waiters: list[Deferred[InquiryProgress]]
+    # One timer per inquiry, not per network: every network is asked at the same moment
+    # with the same timeout, and each timer costs the reactor a schedule and a cancel.
+    timer: IDelayedCall | None = None
     in_flight: int = 0  # answers being committed
     completed: bool = False  # the inquiry_complete event was written
 
@@ -188,7 +191,7 @@ class InquiryEngine:
         return sum(
             1
             for p in self._inquiries.values()
-            if not p.completed and (link is None or link in p.timers)
+            if not p.completed and (link is None or link in p.awaited)
         )
 
     # ------------------------------------------------------------------ submit / query
@@ -215,7 +218,7 @@ class InquiryEngine:
             progress=InquiryProgress(inquiry.id, inquiry.networks),
             inquiry=inquiry,
             terminal=terminal,
-            timers={},
+            awaited=set(),
             controls={},
             sent_at={},
             waiters=[],
@@ -225,6 +228,8 @@ class InquiryEngine:
         log.debug("inquiry.accepted", inquiry_id=inquiry.id, count=len(inquiry.networks))
         for link in inquiry.networks:
             self._dispatch(pending, link)
+        if pending.awaited:
+            pending.timer = self._clock.callLater(self._timeout, self._timed_out, pending)
         return pending.progress
 
     def knows(self, inquiry_id: str | None) -> bool:
@@ -276,12 +281,15 @@ class InquiryEngine:
         pending.controls[link] = control
         self._by_control[(link, control)] = pending.inquiry.id
         message = dataclasses.replace(pending.inquiry, control=control)
-        pending.timers[link] = self._clock.callLater(
-            self._timeout, self._answer_locally, pending, link, "timeout", TIMEOUT_TEXT
-        )
+        pending.awaited.add(link)
         pending.sent_at[link] = self._clock.seconds()
         d = self._links.send(link, message)
         d.addErrback(self._send_failed, pending, link)
+
+    def _timed_out(self, pending: _Pending) -> None:
+        pending.timer = None
+        for link in [n for n in pending.inquiry.networks if n in pending.awaited]:
+            self._answer_locally(pending, link, "timeout", TIMEOUT_TEXT)
 
     def _send_failed(self, failure: Failure, pending: _Pending, link: str) -> None:
         name = type(failure.value).__name__
@@ -333,6 +341,8 @@ class InquiryEngine:
                 text=message.text or f"NETWORK ERROR {message.code}",
                 in_reply_to=inquiry_id,
             )
+        elif message.network == link and message.in_reply_to == inquiry_id:
+            reply = message  # the usual case: replace() costs more than the rest of this
         else:
             reply = dataclasses.replace(message, network=link, in_reply_to=inquiry_id)
         if pending is None:
@@ -376,9 +386,11 @@ class InquiryEngine:
         # coroutine and gather costs the reactor several more Deferred hops.
         link = reply.network
         fresh = pending.progress.add(reply)
-        timer = pending.timers.pop(link, None)
-        if timer is not None and timer.active():
-            timer.cancel()
+        pending.awaited.discard(link)
+        if not pending.awaited and pending.timer is not None:
+            if pending.timer.active():
+                pending.timer.cancel()
+            pending.timer = None
         if fresh and self._metrics is not None:
             sent = pending.sent_at.get(link)
             took = None if sent is None else self._clock.seconds() - sent
@@ -449,9 +461,9 @@ class InquiryEngine:
             self._metrics.inquiry_done(pending.inquiry.subject, inquiry_outcome(pending.progress))
         inquiry_id = pending.inquiry.id
         self._inquiries.pop(inquiry_id, None)
-        for timer in pending.timers.values():
-            if timer.active():
-                timer.cancel()
+        if pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()
+        pending.timer = None
         self._done[inquiry_id] = pending.terminal
         keys = tuple(pending.controls.items())
         self._finished.append((self._clock.seconds() + self._retain, inquiry_id, keys))

@@ -118,6 +118,36 @@ def test_timeout_then_late_reply_is_still_delivered() -> None:
 
 
 @pytest.mark.usefixtures("reactor")
+def test_one_timer_per_inquiry_times_out_only_the_silent_networks() -> None:
+    """The networks still silent at the timeout answer 'timeout', in the order asked;
+    those that answered keep their answer; one timer serves the whole inquiry and is
+    gone once every network has answered."""
+    nets = ("local", "regional", "state", "national")
+    engine, _links, _audit, _box, clock = _engine(set(nets))
+    progress = Deferred.fromCoroutine(engine.submit(_inquiry(nets), "T")).result
+    assert len(clock.getDelayedCalls()) == 1
+    engine.on_reply("regional", _hit("regional", in_reply_to="Q1"))
+    clock.advance(30.0)
+    assert progress.complete
+    assert {n: r.status for n, r in progress.replies.items()} == {
+        "regional": "hit",
+        "local": "timeout",
+        "state": "timeout",
+        "national": "timeout",
+    }
+    assert engine.outstanding() == 0
+    second = dataclasses.replace(_inquiry(nets), id="Q2")
+    progress = Deferred.fromCoroutine(engine.submit(second, "T")).result
+    before = len(clock.getDelayedCalls())
+    for n in nets:
+        assert engine.outstanding(n) == 1
+        engine.on_reply(n, dataclasses.replace(_hit(n, in_reply_to="Q2"), id=f"S{n}"))
+        assert engine.outstanding(n) == 0
+    assert progress.complete
+    assert len(clock.getDelayedCalls()) == before - 1  # the inquiry's timer was cancelled
+
+
+@pytest.mark.usefixtures("reactor")
 def test_send_failures_become_answers() -> None:
     """A refused send answers 'unavailable'; an ER notice answers 'error'."""
     engine, links, _audit, _box, _clock = _engine({"local", "regional"})
