@@ -86,6 +86,11 @@ class MemoryDuplicates:
         self._entries[(link, msg_id)] = remembered_at + self._ttl
 
     def remember(self, link: str, msg_id: str) -> Deferred[None]:
+        self.add(link, msg_id)
+        return succeed(None)
+
+    def add(self, link: str, msg_id: str) -> None:
+        """:meth:`remember` without the Deferred (for :class:`StoreDuplicates`)."""
         now = self._now()
         self._purge(now)
         key = (link, msg_id)
@@ -94,7 +99,6 @@ class MemoryDuplicates:
         self._entries[key] = now + self._ttl
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
-        return succeed(None)
 
 
 class StoreDuplicates:
@@ -155,7 +159,7 @@ class StoreDuplicates:
         the network already has our ACK for; the network only resends what it has no
         ACK for, so that costs nothing unless the ACK was lost at the same moment.
         """
-        self._memory.remember(link, msg_id)
+        self._memory.add(link, msg_id)
         if len(self._memory) >= self._max:
             self._complete = False  # the oldest entries may have been evicted
         if self._call_later is None:

@@ -181,7 +181,8 @@ class _Outgoing:
 
     message: ApplicationMessage
     deferred: Deferred[Ack] = field(init=False)
-    timer: IDelayedCall | None = None
+    #: When its ACK is due, while it awaits one on the current connection; else None.
+    deadline: float | None = None
 
     @property
     def teletype(self) -> bool:
@@ -456,6 +457,11 @@ class Link:
         self._conn: LinkProtocol | None = None
 
         self._unacked: dict[str, _Outgoing] = {}  # insertion order = send order
+        # ACK deadlines in send order (the timeout is the link's, so also deadline order)
+        # and one timer for the earliest: a timer per message cost a schedule and a
+        # cancel for every frame. Entries whose message was settled are skipped lazily.
+        self._ack_deadlines: deque[tuple[float, _Outgoing]] = deque()
+        self._ack_timer: IDelayedCall | None = None
         self._queue_urgent: deque[_Outgoing] = deque()
         self._queue_routine: deque[_Outgoing] = deque()
         self._delivering: dict[str, list[LinkProtocol]] = {}
@@ -698,10 +704,9 @@ class Link:
         self._cancel_stable()
         for name in list(conn.timers):
             conn.cancel_timer(name)
+        self._clear_ack_deadlines()
         for msg_id, out in list(self._unacked.items()):
-            if out.timer is not None and out.timer.active():
-                out.timer.cancel()
-            out.timer = None
+            out.deadline = None
             if not out.teletype:
                 del self._unacked[msg_id]
                 out.deferred.errback(LinkDown(self.name, DOWN))
@@ -912,12 +917,15 @@ class Link:
             return
         self._unacked[msg_id] = out
         if written:
-            out.timer = self.clock.callLater(self.ack_timeout, self._ack_timeout, msg_id)
+            out.deadline = self.clock.seconds() + self.ack_timeout
+            self._ack_deadlines.append((out.deadline, out))
+            if self._ack_timer is None:
+                self._ack_timer = self.clock.callLater(self.ack_timeout, self._check_acks)
 
     def _resend_unacked(self, conn: LinkProtocol) -> None:
         """After a logon, teletype still awaiting its ACK goes again with the same id."""
         for out in list(self._unacked.values()):
-            if out.timer is None and self._unacked.get(out.message.id) is out:
+            if out.deadline is None and self._unacked.get(out.message.id) is out:
                 self.log.info("resending after reconnect", msg_id=out.message.id)
                 self._transmit(conn, out)
 
@@ -929,14 +937,13 @@ class Link:
         for queue in (self._queue_urgent, self._queue_routine):
             if out in queue:
                 queue.remove(out)
-        if out.timer is not None and out.timer.active():
-            out.timer.cancel()
+        out.deadline = None
         self._pump()
 
     def _finish(self, msg_id: str) -> _Outgoing | None:
         out = self._unacked.pop(msg_id, None)
-        if out is not None and out.timer is not None and out.timer.active():
-            out.timer.cancel()
+        if out is not None:
+            out.deadline = None
         return out
 
     def _acked(self, ack: Ack) -> None:
@@ -956,11 +963,36 @@ class Link:
         out.deferred.errback(LinkNak(nak.code, nak.text))
         self._pump()
 
-    def _ack_timeout(self, msg_id: str) -> None:
-        out = self._unacked.pop(msg_id, None)
-        if out is None:
+    def _check_acks(self) -> None:
+        """Time out every message whose ACK is overdue, then wait for the next."""
+        self._ack_timer = None
+        now = self.clock.seconds()
+        deadlines = self._ack_deadlines
+        while deadlines:
+            deadline, out = deadlines[0]
+            if out.deadline == deadline and deadline > now:
+                break
+            deadlines.popleft()
+            if out.deadline == deadline:
+                self._ack_timeout(out)  # may send more (its _pump), armed for below
+        if self._ack_timer is not None and self._ack_timer.active():
+            self._ack_timer.cancel()
+        self._ack_timer = None
+        if deadlines:
+            self._ack_timer = self.clock.callLater(deadlines[0][0] - now, self._check_acks)
+
+    def _clear_ack_deadlines(self) -> None:
+        self._ack_deadlines.clear()
+        if self._ack_timer is not None and self._ack_timer.active():
+            self._ack_timer.cancel()
+        self._ack_timer = None
+
+    def _ack_timeout(self, out: _Outgoing) -> None:
+        msg_id = out.message.id
+        if self._unacked.get(msg_id) is not out:
             return
-        out.timer = None
+        del self._unacked[msg_id]
+        out.deadline = None
         self.log.warning("ACK timeout", msg_id=msg_id)
         out.deferred.errback(AckTimeout(msg_id, self.ack_timeout))
         self._pump()
@@ -971,9 +1003,9 @@ class Link:
         self._unacked.clear()
         self._queue_urgent.clear()
         self._queue_routine.clear()
+        self._clear_ack_deadlines()
         for out in pending:
-            if out.timer is not None and out.timer.active():
-                out.timer.cancel()
+            out.deadline = None
             out.deferred.errback(error)
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.python.failure import Failure
 
 from switch.protocols.dedup import MemoryDuplicates
 from switch.protocols.link import (
@@ -297,6 +298,40 @@ def test_ack_timeout() -> None:
     assert result[0].value.msg_id == "Q1"
     net.feed({"t": "ack", "id": "Q1"})  # late: nothing to fire, nothing raised
     assert link.queue_depth == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=0.0, max_value=1.0), st.booleans()), max_size=12))
+def test_each_ack_times_out_exactly_at_its_own_deadline(plan: list[tuple[float, bool]]) -> None:
+    """Messages sent at staggered times: the ACKed ones never time out; every other one
+    times out exactly ack_timeout after it was sent, one timer serving them all."""
+    net, link, _, _ = up_link(ack_timeout=10.0)
+    sent_at: dict[str, float] = {}
+    settled: dict[str, tuple[float, Any]] = {}
+
+    def settle(result: Any, msg_id: str) -> None:
+        settled[msg_id] = (net.clock.seconds(), result)
+
+    for n, (gap, acked) in enumerate(plan):
+        net.clock.advance(gap)
+        msg_id = f"Q{n}"
+        sent_at[msg_id] = net.clock.seconds()
+        link.send(inquiry(msg_id)).addBoth(settle, msg_id)
+        if acked:
+            net.feed({"t": "ack", "id": msg_id})
+    end = net.clock.seconds() + 10.0
+    while net.clock.seconds() < end:  # from one scheduled call to the next, exactly
+        due = min(c.getTime() for c in net.clock.getDelayedCalls())
+        net.clock.advance(max(0.0, min(due, end) - net.clock.seconds()))
+    for n, (_, acked) in enumerate(plan):
+        at, result = settled[f"Q{n}"]
+        if acked:
+            assert not isinstance(result, Failure) and at == sent_at[f"Q{n}"]
+        else:
+            assert isinstance(result.value, AckTimeout)
+            assert at == pytest.approx(sent_at[f"Q{n}"] + 10.0)
+    assert link.queue_depth == 0
+    assert link.state == UP
 
 
 def test_inquiry_refused_at_once_while_down() -> None:
