@@ -128,6 +128,7 @@ class StoreConfig:
     path: Path = Path("var/switch.db")
     inquiry_retention_hours: float = 24.0
     mailbox_retention_days: float = 30.0
+    commit_interval_ms: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -601,7 +602,12 @@ class _Loader:
             path=sec.path("path", paths.database(var)) or paths.database(var),
             inquiry_retention_hours=sec.number("inquiry_retention_hours", 24.0),
             mailbox_retention_days=sec.number("mailbox_retention_days", 30.0),
+            commit_interval_ms=sec.number("commit_interval_ms", 2.0, positive=False),
         )
+        if not 0.0 <= cfg.commit_interval_ms <= 100.0:
+            sec.error(
+                "commit_interval_ms", f"must be between 0 and 100, got {cfg.commit_interval_ms}"
+            )
         sec.finish()
         return cfg
 

@@ -95,6 +95,7 @@ async def open_storage(reactor: Any, config: Config, metrics: Metrics) -> tuple[
         config.store.path,
         inquiry_retention=config.store.inquiry_retention_hours * 3600.0,
         mailbox_retention=config.store.mailbox_retention_days * 86400.0,
+        commit_interval=config.store.commit_interval_ms / 1000.0,
         on_commit=lambda seconds, _jobs: metrics.audit_commit_seconds.observe(seconds),
     )
     await store.start()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet.defer import DeferredList
+from twisted.internet.task import deferLater
 
 from switch.audit.chain import GENESIS, canonical, chain_step
 from switch.store import (
@@ -137,6 +138,25 @@ async def test_writes_of_one_reactor_turn_share_a_commit(store: SQLiteStore) -> 
         ds.append(store.remember_duplicates([("local", f"R{round_}")], 1.0))
         await DeferredList(ds, fireOnOneErrback=True)
         assert store.commits - before == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_commit_interval_gathers_what_arrives_within_it(tmp_path: Path, reactor: Any) -> None:
+    """Writes arriving within the commit interval of the last commit wait and share the
+    next one; without an interval each would commit on its own."""
+    for interval, commits in ((0.3, 1), (0.0, 2)):
+        store = SQLiteStore(reactor, tmp_path / f"i{interval}.db", commit_interval=interval)
+        await store.start()
+        try:
+            await store.remember_duplicates([("local", "A")], 1.0)
+            before = store.commits
+            first = store.remember_duplicates([("local", "B")], 1.0)
+            await deferLater(reactor, 0.05, lambda: None)
+            second = store.remember_duplicates([("local", "C")], 1.0)
+            await DeferredList([first, second], fireOnOneErrback=True)
+            assert store.commits - before == commits
+        finally:
+            await store.stop()
 
 
 def _audit_entry(n: int) -> AuditAppend:
