@@ -459,8 +459,9 @@ class Link:
         self._unacked: dict[str, _Outgoing] = {}  # insertion order = send order
         # ACK deadlines in send order (the timeout is the link's, so also deadline order)
         # and one timer for the earliest: a timer per message cost a schedule and a
-        # cancel for every frame. Entries whose message was settled are skipped lazily.
-        self._ack_deadlines: deque[tuple[float, _Outgoing]] = deque()
+        # cancel for every frame. Entries whose message was settled are skipped lazily;
+        # they hold only the id, so nothing settled stays alive until its deadline.
+        self._ack_deadlines: deque[tuple[float, str]] = deque()
         self._ack_timer: IDelayedCall | None = None
         self._queue_urgent: deque[_Outgoing] = deque()
         self._queue_routine: deque[_Outgoing] = deque()
@@ -918,7 +919,7 @@ class Link:
         self._unacked[msg_id] = out
         if written:
             out.deadline = self.clock.seconds() + self.ack_timeout
-            self._ack_deadlines.append((out.deadline, out))
+            self._ack_deadlines.append((out.deadline, msg_id))
             if self._ack_timer is None:
                 self._ack_timer = self.clock.callLater(self.ack_timeout, self._check_acks)
 
@@ -969,11 +970,13 @@ class Link:
         now = self.clock.seconds()
         deadlines = self._ack_deadlines
         while deadlines:
-            deadline, out = deadlines[0]
-            if out.deadline == deadline and deadline > now:
+            deadline, msg_id = deadlines[0]
+            out = self._unacked.get(msg_id)
+            live = out is not None and out.deadline == deadline
+            if live and deadline > now:
                 break
             deadlines.popleft()
-            if out.deadline == deadline:
+            if live and out is not None:
                 self._ack_timeout(out)  # may send more (its _pump), armed for below
         if self._ack_timer is not None and self._ack_timer.active():
             self._ack_timer.cancel()
