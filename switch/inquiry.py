@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from switch.audit.interface import AuditSink
+from switch.audit.interface import AuditSink, CompanionWrite
 from switch.deferreds import all_of
 from switch.model import Inquiry, Notice, Reply, new_id
 from switch.routing.inquiries import InquiryProgress
@@ -52,6 +52,10 @@ class MailboxPort(Protocol):
     committed (the SSE ``id:``), and pushes it to the terminal's live streams."""
 
     def put(self, terminal: str, kind: str, item: Mapping[str, Any]) -> Deferred[int]: ...
+
+    def prepare(self, terminal: str, kind: str, item: Mapping[str, Any]) -> CompanionWrite:
+        """``put`` as a write committed with an audit record (``AuditSink.record``)."""
+        ...
 
 
 class InquiryResults(Protocol):
@@ -348,30 +352,38 @@ class InquiryEngine:
         if pending is None:
             # The inquiry finished (its other networks answered or timed out): the
             # answer is still audited and delivered, marked late.
-            return all_of(self._reply_writes(inquiry_id, terminal, reply, late=True))
+            d = self._reply_writes(inquiry_id, terminal, reply, late=True)
+            return d.addCallback(_nothing)
         return self._accept(pending, reply)
 
     def _reply_writes(
-        self, inquiry_id: str, terminal: str, reply: Reply, *, late: bool
-    ) -> list[Deferred[Any]]:
-        """The reply's audit record and mailbox item, submitted together so that they
-        share one group commit."""
+        self,
+        inquiry_id: str,
+        terminal: str,
+        reply: Reply,
+        *,
+        late: bool,
+        complete: dict[str, Any] | None = None,
+    ) -> Deferred[int]:
+        """The reply's audit record with its mailbox item (and the inquiry_complete
+        item, when this reply completes the inquiry) in the same transaction."""
         item = {"inquiry": inquiry_id, "late": late, **reply_json(reply)}
-        return [
-            self._audit.record(
-                "reply",
-                {
-                    "inquiry": inquiry_id,
-                    "terminal": terminal,
-                    "network": reply.network,
-                    "reply": reply.id,
-                    "status": reply.status,
-                    "late": late,
-                    "records": record_ids(reply.records),
-                },
-            ),
-            self._mailbox.put(terminal, "reply", item),
-        ]
+        writes = [self._mailbox.prepare(terminal, "reply", item)]
+        if complete is not None:
+            writes.append(self._mailbox.prepare(terminal, "inquiry_complete", complete))
+        return self._audit.record(
+            "reply",
+            {
+                "inquiry": inquiry_id,
+                "terminal": terminal,
+                "network": reply.network,
+                "reply": reply.id,
+                "status": reply.status,
+                "late": late,
+                "records": record_ids(reply.records),
+            },
+            writes,
+        )
 
     def _accept(self, pending: _Pending, reply: Reply) -> Deferred[None]:
         """Record one answer; fires once it is committed (the link ACKs only then).
@@ -399,14 +411,15 @@ class InquiryEngine:
         # the inquiry, with no other answer still being committed, brings the
         # inquiry_complete item (it follows every reply item) and the saved result
         # along in the same commit.
-        writes = self._reply_writes(pending.inquiry.id, pending.terminal, reply, late=not fresh)
         completing = self._claim_completion(pending)
-        if completing:
-            writes += self._complete_writes(pending)
+        view = inquiry_json(pending.progress) if completing else None
+        d: Deferred[Any] = self._reply_writes(
+            pending.inquiry.id, pending.terminal, reply, late=not fresh, complete=view
+        )
+        if view is not None:
+            d = all_of([d, self._save(pending, view)])
         pending.in_flight += 1
-        d = all_of(writes)
-        d.addBoth(self._committed, pending, completing, link, reply.status)
-        return d
+        return d.addBoth(self._committed, pending, completing, link, reply.status)
 
     def _committed(
         self, result: object, pending: _Pending, completing: bool, link: str, status: str
@@ -449,12 +462,15 @@ class InquiryEngine:
 
     def _complete_writes(self, pending: _Pending) -> list[Deferred[Any]]:
         view = inquiry_json(pending.progress)
-        now = self._clock.seconds()
-        record = InquiryRecord(pending.inquiry.id, pending.terminal, now, view)
         return [
             self._mailbox.put(pending.terminal, "inquiry_complete", view),
-            self._results.save_inquiry(record, now),
+            self._save(pending, view),
         ]
+
+    def _save(self, pending: _Pending, view: dict[str, Any]) -> Deferred[None]:
+        now = self._clock.seconds()
+        record = InquiryRecord(pending.inquiry.id, pending.terminal, now, view)
+        return self._results.save_inquiry(record, now)
 
     def _finish(self, pending: _Pending) -> None:
         if self._metrics is not None:
@@ -488,6 +504,10 @@ class InquiryEngine:
                     del self._by_control[key]
         if self._finished:
             self._sweep = self._clock.callLater(self._sweep_after(), self._forget_expired)
+
+
+def _nothing(_: object) -> None:
+    return None
 
 
 def _cancel_then(call: IDelayedCall) -> Callable[[Any], Any]:

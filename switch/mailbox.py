@@ -16,6 +16,7 @@ import structlog
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 
+from switch.audit.interface import CompanionWrite
 from switch.store.interface import MailboxItem, Store
 
 log = structlog.get_logger("switch.mailbox")
@@ -42,6 +43,14 @@ class Mailbox:
         except Exception:
             return fail()
         return d.addCallback(self._committed, terminal, kind, item, now)
+
+    def prepare(self, terminal: str, kind: str, item: Mapping[str, Any]) -> CompanionWrite:
+        """:meth:`put` as a write to commit with an audit record (``AuditSink.record``'s
+        ``with_writes``): the item is pushed once that record is committed."""
+        item = dict(item)
+        now = self._clock.seconds()
+        job = self._store.mailbox_job(terminal, kind, item, now)
+        return CompanionWrite(job, lambda seq: self._committed(seq, terminal, kind, item, now))
 
     def _committed(
         self, seq: int, terminal: str, kind: str, item: dict[str, Any], now: float

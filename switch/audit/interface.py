@@ -7,8 +7,9 @@ committed, so callers answer "accepted" only after their audit record exists (DE
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, fail, succeed
 
@@ -17,10 +18,28 @@ class AuditUnavailable(Exception):
     """The audit trail cannot be written: callers refuse new work (HTTP 503)."""
 
 
+@dataclass(frozen=True, slots=True)
+class CompanionWrite:
+    """A write committed together with an audit record (``AuditSink.record``'s
+    ``with_writes``), such as the mailbox item of a reply: one transaction, so neither
+    exists without the other, and one Deferred for the caller instead of two and a join.
+    ``job`` is a store job (:data:`switch.store.interface.StoreJob`); ``committed`` gets
+    its result once the record is committed (on the reactor)."""
+
+    job: Callable[[Any], Any]
+    committed: Callable[[Any], object]
+
+
 class AuditSink(Protocol):
-    def record(self, event: str, fields: Mapping[str, object]) -> Deferred[int]:
-        """Append one event (``event`` is its type, e.g. ``session.logon``); fires with its
-        sequence number once committed, or fails with AuditUnavailable."""
+    def record(
+        self,
+        event: str,
+        fields: Mapping[str, object],
+        with_writes: Sequence[CompanionWrite] = (),
+    ) -> Deferred[int]:
+        """Append one event (``event`` is its type, e.g. ``session.logon``), and commit
+        ``with_writes`` in the same transaction; fires with its sequence number once
+        committed, or fails with AuditUnavailable (and then none of them exists)."""
         ...
 
     @property
@@ -30,7 +49,9 @@ class AuditSink(Protocol):
 
 
 class MemoryAudit:
-    """An in-memory sink for tests and for the daemon before the durable audit exists."""
+    """An in-memory sink for tests and for the daemon before the durable audit exists.
+    It runs a companion write's job with no connection: it pairs only with in-memory
+    companions (test fakes), never with a store's jobs."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, object]]] = []
@@ -40,10 +61,17 @@ class MemoryAudit:
     def healthy(self) -> bool:
         return not self.fail
 
-    def record(self, event: str, fields: Mapping[str, object]) -> Deferred[int]:
+    def record(
+        self,
+        event: str,
+        fields: Mapping[str, object],
+        with_writes: Sequence[CompanionWrite] = (),
+    ) -> Deferred[int]:
         if self.fail:
             return fail(AuditUnavailable("audit write failed"))
         self.events.append((event, dict(fields)))
+        for write in with_writes:
+            write.committed(write.job(None))
         return succeed(len(self.events))
 
     def of(self, event: str) -> list[dict[str, object]]:

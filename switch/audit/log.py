@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -40,7 +40,7 @@ from .chain import (
     load_signing_key,
     sign_checkpoint,
 )
-from .interface import AuditSink, AuditUnavailable
+from .interface import AuditSink, AuditUnavailable, CompanionWrite
 
 log = Logger()
 
@@ -159,13 +159,23 @@ class AuditLog:
         """The newest committed link known to this process."""
         return self._head
 
-    def record(self, event: str, fields: Mapping[str, object]) -> Deferred[int]:
+    def record(
+        self,
+        event: str,
+        fields: Mapping[str, object],
+        with_writes: Sequence[CompanionWrite] = (),
+    ) -> Deferred[int]:
         if not self._running:
             return fail(AuditUnavailable("audit log is not running"))
-        return self._append(event, fields)
+        return self._append(event, fields, with_writes)
 
     def _append(
-        self, event: str, fields: Mapping[str, object], *, resume: bool = False
+        self,
+        event: str,
+        fields: Mapping[str, object],
+        with_writes: Sequence[CompanionWrite] = (),
+        *,
+        resume: bool = False,
     ) -> Deferred[int]:
         try:
             ts = format_ts(self._clock.seconds())
@@ -173,10 +183,16 @@ class AuditLog:
             entry = AuditAppend(ts, canonical(record), index_copies(record), chain_step)
         except (TypeError, ValueError) as exc:
             return fail(exc)  # a caller's bug, not an outage
-        d = self._store.append_audit(entry)
-        return d.addCallbacks(self._committed, self._failed, callbackArgs=(resume,))
+        d = self._store.append_audit(entry, [w.job for w in with_writes])
+        return d.addCallbacks(self._committed, self._failed, callbackArgs=(resume, with_writes))
 
-    def _committed(self, head: AuditHead, resume: bool) -> int:
+    def _committed(
+        self,
+        result: tuple[AuditHead, list[Any]],
+        resume: bool,
+        with_writes: Sequence[CompanionWrite],
+    ) -> int:
+        head, companions = result
         if self._head is None or head.seq > self._head.seq:
             self._head = head
         self._since_checkpoint += 1
@@ -184,6 +200,8 @@ class AuditLog:
             self._recovered(resume)
         if self._since_checkpoint >= self._every:
             self._background(self.checkpoint())
+        for write, value in zip(with_writes, companions, strict=True):
+            write.committed(value)
         return head.seq
 
     def _failed(self, failure: Failure) -> NoReturn:

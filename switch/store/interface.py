@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from twisted.internet.defer import Deferred
 
@@ -38,6 +38,12 @@ AUDIT_INDEX_COLUMNS: Final = (
 #: ``(prev_hash, seq, canonical_json) -> hash``: the audit chain step, supplied by
 #: :mod:`switch.audit` so that the store need not know the formula.
 ChainStep = Callable[[bytes, int, str], bytes]
+
+
+#: A write as the store runs it inside one of its transactions (on its own thread, with
+#: its own connection): what :meth:`Store.mailbox_job` returns, so that a caller can
+#: have it committed together with an audit record (:meth:`Store.append_audit`).
+StoreJob = Callable[[Any], Any]
 
 
 class StoreError(Exception):
@@ -228,6 +234,13 @@ class Store(Protocol):
         """Append one item; fires with its sequence number (the SSE id)."""
         ...
 
+    def mailbox_job(
+        self, terminal: str, kind: str, item: Mapping[str, object], now: float
+    ) -> StoreJob:
+        """:meth:`mailbox_put` as a job for :meth:`append_audit`'s ``with_jobs`` (its
+        result is the sequence number)."""
+        ...
+
     def mailbox_since(
         self, terminal: str, after_seq: int, limit: int, *, unacked_only: bool = False
     ) -> Deferred[list[MailboxItem]]: ...
@@ -269,8 +282,12 @@ class Store(Protocol):
         ...
 
     # -- audit log (used only by switch.audit)
-    def append_audit(self, entry: AuditAppend) -> Deferred[AuditHead]:
-        """Append one record in commit order; fires with its seq and hash once committed."""
+    def append_audit(
+        self, entry: AuditAppend, with_jobs: Sequence[StoreJob] = ()
+    ) -> Deferred[tuple[AuditHead, list[Any]]]:
+        """Append one record in commit order, and run ``with_jobs`` in the same
+        transaction (the writes the record vouches for: one commit, all or nothing);
+        fires with the record's seq and hash and the jobs' results once committed."""
         ...
 
     def audit_head(self) -> Deferred[AuditHead | None]: ...

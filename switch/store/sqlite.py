@@ -48,6 +48,7 @@ from .interface import (
     PurgeCounts,
     Store,
     StoreError,
+    StoreJob,
     TeletypeItem,
     TeletypeState,
 )
@@ -1003,6 +1004,11 @@ class SQLiteStore:
     def mailbox_put(
         self, terminal: str, kind: str, item: Mapping[str, object], now: float
     ) -> Deferred[int]:
+        return self.write(self.mailbox_job(terminal, kind, item, now))
+
+    def mailbox_job(
+        self, terminal: str, kind: str, item: Mapping[str, object], now: float
+    ) -> Callable[[sqlite3.Connection], int]:
         text = _json(item)
 
         def job(conn: sqlite3.Connection) -> int:
@@ -1013,7 +1019,7 @@ class SQLiteStore:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
-        return self.write(job)
+        return job
 
     def mailbox_since(
         self, terminal: str, after_seq: int, limit: int, *, unacked_only: bool = False
@@ -1181,8 +1187,13 @@ class SQLiteStore:
 
     # -- audit
 
-    def append_audit(self, entry: AuditAppend) -> Deferred[AuditHead]:
-        return self.write(lambda conn: _append_audit(conn, entry))
+    def append_audit(
+        self, entry: AuditAppend, with_jobs: Sequence[StoreJob] = ()
+    ) -> Deferred[tuple[AuditHead, list[Any]]]:
+        def job(conn: sqlite3.Connection) -> tuple[AuditHead, list[Any]]:
+            return _append_audit(conn, entry), [j(conn) for j in with_jobs]
+
+        return self.write(job)
 
     def audit_head(self) -> Deferred[AuditHead | None]:
         return self.read(audit_head)

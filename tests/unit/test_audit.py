@@ -26,10 +26,11 @@ from switch.audit.chain import (
     load_signing_key,
     verify_checkpoint,
 )
-from switch.audit.interface import AuditUnavailable
+from switch.audit.interface import AuditUnavailable, CompanionWrite
 from switch.audit.log import AuditLog
 from switch.audit.verify import verify
 from switch.config import AuditConfig
+from switch.mailbox import Mailbox
 from switch.store import SQLiteStore
 from switch.store.sqlite import connect_reader
 
@@ -146,6 +147,38 @@ async def test_record_fires_with_seq_and_chains(env: Env) -> None:
     h1 = chain_step(GENESIS, 1, got[0][2])
     assert got[0][3] == h1
     assert got[1][3] == chain_step(h1, 2, got[1][2])
+    assert env.verify().ok
+
+
+@pytest_twisted.ensureDeferred
+async def test_companion_writes_commit_with_the_record_or_not_at_all(env: Env) -> None:
+    """A record's companion writes (a reply's mailbox items) are committed in its
+    transaction: both exist, and subscribers see the items, only after the commit; when
+    the transaction fails, neither the record nor the items exist and nothing is pushed."""
+    box = Mailbox(env.store, env.clock)
+    pushed: list[tuple[int, str]] = []
+    box.subscribe("DISPATCH1", lambda item: pushed.append((item.seq, item.kind)))
+    writes = [
+        box.prepare("DISPATCH1", "reply", {"n": 1}),
+        box.prepare("DISPATCH1", "inquiry_complete", {"n": 2}),
+    ]
+    d = env.audit.record("reply", {"terminal": "DISPATCH1"}, writes)
+    assert pushed == []
+    assert await d == 1
+    assert pushed == [(1, "reply"), (2, "inquiry_complete")]
+
+    def breaks(_conn: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    doomed = [box.prepare("DISPATCH1", "reply", {"n": 3}), CompanionWrite(breaks, print)]
+    with pytest.raises(AuditUnavailable):
+        await env.audit.record("reply", {"terminal": "DISPATCH1"}, doomed)
+    assert len(rows(env)) == 1
+    items = await box.since("DISPATCH1", 0, 10)
+    assert [i.item for i in items] == [{"n": 1}, {"n": 2}]
+    assert pushed == [(1, "reply"), (2, "inquiry_complete")]
+    env.clock.advance(5)  # the probe records the outage; the chain is whole
+    await env.store.flush()
     assert env.verify().ok
 
 

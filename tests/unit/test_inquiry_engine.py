@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from switch.audit.interface import AuditUnavailable, MemoryAudit
+from switch.audit.interface import AuditUnavailable, CompanionWrite, MemoryAudit
 from switch.inquiry import InquiryEngine, MemoryResults
 from switch.model import Inquiry, Notice, Origin, Record, Reply, Warrant
 
@@ -42,6 +42,13 @@ class FakeMailbox:
     def put(self, terminal: str, kind: str, item: Mapping[str, Any]) -> Deferred[int]:
         self.items.append((terminal, kind, dict(item)))
         return succeed(len(self.items))
+
+    def prepare(self, terminal: str, kind: str, item: Mapping[str, Any]) -> CompanionWrite:
+        """Like put, the item is listed when submitted (the audit decides when it is
+        committed)."""
+        self.items.append((terminal, kind, dict(item)))
+        seq = len(self.items)
+        return CompanionWrite(lambda _conn: seq, lambda _seq: None)
 
 
 def _inquiry(networks: tuple[str, ...]) -> Inquiry:
@@ -191,7 +198,12 @@ class SlowAudit(MemoryAudit):
         super().__init__()
         self.pending: list[Deferred[int]] = []
 
-    def record(self, event: str, fields: Mapping[str, object]) -> Deferred[int]:
+    def record(
+        self,
+        event: str,
+        fields: Mapping[str, object],
+        with_writes: Sequence[CompanionWrite] = (),
+    ) -> Deferred[int]:
         self.events.append((event, dict(fields)))
         if event == "inquiry":
             return succeed(len(self.events))
