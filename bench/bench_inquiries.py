@@ -203,6 +203,16 @@ def thread_cpu(pid: int) -> list[float]:
 # --------------------------------------------------------------------------- processes
 
 
+def pin(pid: int | str, cpus: set[int]) -> None:
+    """Every thread of ``pid`` (``self``: this process) onto ``cpus``; threads started
+    later inherit their creator's CPUs."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            continue  # the thread ended meanwhile
+
+
 def start_relay(gw: Gateway, nodelay: bool = False) -> subprocess.Popen[bytes]:
     ready = gw.root / "relay.ready"
     if ready.exists():
@@ -438,7 +448,12 @@ def _ms(seconds: float) -> str:
 
 
 def report(
-    relay: Side, gateway: Side, nodelay: Side, args: argparse.Namespace, profile: str | None
+    relay: Side,
+    gateway: Side,
+    nodelay: Side,
+    placed: Side,
+    args: argparse.Namespace,
+    profile: str | None,
 ) -> str:
     relay_opts = "without" if args.relay_nagle else "with"
     lines = [
@@ -495,8 +510,29 @@ def report(
                 f"{_ms(gr.pct(99) - rr.pct(99) if rr else math.nan)} | "
                 f"{_us(g, 'switchd')} | {_errors(gr)} |"
             )
+    if placed.open:
+        lines += [
+            "",
+            "Placement experiment (`--placement-experiment`): the same switchd alone on one "
+            "core (all its threads), the simulators and the load generator on the other. In "
+            "the field the networks are remote and do not compete for the gateway's cores; "
+            "sharing them costs switchd cache misses and migrations on every wake-up:",
+            "",
+            "| offered /s | gateway p50 ms | p99 ms | switchd CPU us/inq | of which main thread |"
+            " store commits/inq | errors |",
+            "|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for rate in args.rates:
+            g = placed.open.get(rate)
+            if g is None:
+                continue
+            gr = g.result
+            lines.append(
+                f"| {rate:g} | {_ms(gr.pct(50))} | {_ms(gr.pct(99))} | {_us(g, 'switchd')} | "
+                f"{_us(g, 'switchd main thread')} | {g.commits_per()} | {_errors(gr)} |"
+            )
     lines.append("")
-    for side, proc in ((gateway, "switchd"), (relay, "relay")):
+    for side, proc in ((gateway, "switchd"), (placed, "switchd"), (relay, "relay")):
         sat = side.saturation
         if sat is None:
             continue
@@ -608,6 +644,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=True,
         help="also run switchd with TCP_NODELAY patched onto its links (bench-side only)",
     )
+    parser.add_argument(
+        "--placement-experiment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run switchd alone on one core, the simulators and load generator on the"
+        " other (needs 2+ CPUs)",
+    )
     parser.add_argument("--skip-gateway", action="store_true", help="baseline only")
     parser.add_argument(
         "--relay-nagle",
@@ -643,6 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     relay_proc: subprocess.Popen[bytes] | None = None
     relay, gateway = Side("relay", "relay"), Side("gateway", "switchd")
     nodelay = Side("gateway, TCP_NODELAY", "switchd")
+    placed = Side("gateway, own core", "switchd")
     profile: str | None = None
     try:
         terminals = gw.root / "conf" / "terminals.toml"  # no rate limit in the way
@@ -719,6 +763,37 @@ def main(argv: list[str] | None = None) -> int:
             pids = {"switchd": pid, "switchd main thread": f"{pid}/task/{pid}"}
             asyncio.run(drive(nodelay, target, bodies_for(target), pids, args, saturation=False))
 
+        cpus = sorted(os.sched_getaffinity(0))
+        if args.placement_experiment and not args.skip_gateway and len(cpus) >= 2:
+            print("experiment: switchd alone on one core", flush=True)
+            gw.stop_switchd()
+            gw.start_switchd()
+            gw.links_up()
+            assert gw.switchd is not None
+            target = HttpTarget(str(gw.socket), token(gw))
+            pid = gw.switchd.pid
+            rest = set(cpus[1:])
+            pin(pid, {cpus[0]})
+            pin(gw.sim.pid, rest)
+            pin("self", rest)
+            try:
+                pids = {"switchd": pid, "switchd main thread": f"{pid}/task/{pid}"}
+                asyncio.run(
+                    drive(
+                        placed,
+                        target,
+                        bodies_for(target),
+                        pids,
+                        args,
+                        commits=lambda: gw.metric("switch_audit_commit_seconds_count"),
+                    )
+                )
+            finally:
+                everywhere = set(cpus)
+                pin(pid, everywhere)
+                pin(gw.sim.pid, everywhere)
+                pin("self", everywhere)
+
         headline = gateway.open.get(300.0) or next(iter(gateway.open.values()), None)
         over_goal = headline is not None and headline.cpu_us("switchd") > CPU_GOAL_US
         wanted = args.profile == "always" or (args.profile == "auto" and over_goal)
@@ -733,14 +808,14 @@ def main(argv: list[str] | None = None) -> int:
                 if (gw.root / name).exists():
                     shutil.copy(gw.root / name, args.keep_logs / name)
         gw.close()
-    section = report(relay, gateway, nodelay, args, profile)
+    section = report(relay, gateway, nodelay, placed, args, profile)
     print()
     print(section)
     if args.update_results:
         update_results(section)
         print(f"(written to {RESULTS.relative_to(REPO)})")
     if args.json:
-        args.json.write_text(json.dumps(_raw(relay, gateway, nodelay), indent=2))
+        args.json.write_text(json.dumps(_raw(relay, gateway, nodelay, placed), indent=2))
     print(f"bench_inquiries: done in {time.monotonic() - t0:.0f} s")
     return 0
 
