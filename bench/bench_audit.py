@@ -31,8 +31,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from results import replace_section  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from switch.audit.chain import (  # noqa: E402
@@ -300,16 +302,7 @@ def render(tp: dict[str, Any], sr: dict[str, Any] | None) -> str:
 
 def write_results(section: str) -> None:
     """Replace (or add) only the "## Audit" section of bench/RESULTS.md."""
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = text.find("## Audit\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        tail = "" if end == -1 else text[end + 1 :]
-        text = text[:start] + section + ("\n" + tail if tail else "")
-    path.write_text(text.rstrip("\n") + "\n")
+    replace_section("Audit", section)
 
 
 def main() -> None:

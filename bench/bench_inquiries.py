@@ -57,6 +57,7 @@ from loadgen import (
     cpu_seconds,
     open_loop,
 )
+from results import replace_section
 
 from simulators.data import Dataset
 from tests.integration.gateway_harness import Gateway, _wait, start_gateway
@@ -615,14 +616,7 @@ def _errors(res: PhaseResult | None) -> str:
 
 
 def update_results(section: str) -> None:
-    """Replace (or append) the "Inquiries" section of RESULTS.md; other sections stay."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(r"^## Inquiries\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    replace_section("Inquiries", section, RESULTS)
 
 
 # --------------------------------------------------------------------------- main

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import RequestFailed, _Conn, _parse_http, cpu_seconds
+from results import replace_section
 
 from tests.integration.gateway_harness import Gateway, start_gateway
 
@@ -163,14 +163,7 @@ def run(messages: int, concurrency: int) -> str:
 
 
 def update_results(section: str) -> None:
-    """Replace (or append) the "Teletype" section of RESULTS.md; other sections stay."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(r"^## Teletype\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    replace_section("Teletype", section, RESULTS)
 
 
 def main(argv: list[str] | None = None) -> int:
