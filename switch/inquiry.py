@@ -128,6 +128,7 @@ class _Pending:
     terminal: str
     awaited: set[str]  # links sent to whose answer is still due
     controls: dict[str, str]  # link -> control number
+    message: Inquiry  # what every network is sent: the inquiry with its control number
     sent_at: dict[str, float]
     waiters: list[Deferred[InquiryProgress]]
     # One timer per inquiry, not per network: every network is asked at the same moment
@@ -218,12 +219,15 @@ class InquiryEngine:
                 "networks": list(inquiry.networks),
             },
         )
+        # One control number for every network of the inquiry: a copy of the inquiry
+        # per network would cost more than the rest of its way to the link.
         pending = _Pending(
             progress=InquiryProgress(inquiry.id, inquiry.networks),
             inquiry=inquiry,
             terminal=terminal,
             awaited=set(),
             controls={},
+            message=dataclasses.replace(inquiry, control=self._controls()),
             sent_at={},
             waiters=[],
         )
@@ -281,10 +285,11 @@ class InquiryEngine:
         if not self._links.is_up(link):
             self._answer_locally(pending, link, "unavailable", UNAVAILABLE_TEXT)
             return
-        control = self._controls()
+        message = pending.message
+        control = message.control
+        assert control is not None
         pending.controls[link] = control
         self._by_control[(link, control)] = pending.inquiry.id
-        message = dataclasses.replace(pending.inquiry, control=control)
         pending.awaited.add(link)
         pending.sent_at[link] = self._clock.seconds()
         d = self._links.send(link, message)
@@ -335,7 +340,7 @@ class InquiryEngine:
         if inquiry_id is None or terminal is None:
             log.warning("inquiry.unmatched_reply", link=link, message_id=message.id)
             return self._audit.record(
-                "reply.unmatched", {"network": link, "reply": message.id, "re": inquiry_id}
+                "reply.unmatched", {"network": link, "id": message.id, "in_reply_to": inquiry_id}
             ).addCallback(lambda _: None)
         if isinstance(message, Notice):
             reply = Reply(
@@ -374,10 +379,12 @@ class InquiryEngine:
         return self._audit.record(
             "reply",
             {
-                "inquiry": inquiry_id,
+                # id and in_reply_to: the indexed columns, so that a search by the
+                # inquiry's id finds its replies
+                "id": reply.id,
+                "in_reply_to": inquiry_id,
                 "terminal": terminal,
                 "network": reply.network,
-                "reply": reply.id,
                 "status": reply.status,
                 "late": late,
                 "records": record_ids(reply.records),

@@ -20,6 +20,7 @@ import binascii
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import stat
 from collections.abc import Mapping
@@ -51,11 +52,29 @@ class CheckpointError(Exception):
 
 def format_ts(seconds: float) -> str:
     """UTC, microseconds, ``Z``: fixed width, so text order is time order (search relies
-    on it). Same text as ``strftime(TS_FORMAT)``; isoformat is several times cheaper."""
-    value = _dt.datetime.fromtimestamp(seconds, _dt.UTC)
-    if value.year < 1000:  # isoformat pads the year; keep strftime's text for these
-        return value.strftime(TS_FORMAT)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    on it). Same text as ``datetime.fromtimestamp(seconds, UTC).strftime(TS_FORMAT)``
+    (a property test compares them), rounding included; every record is stamped, so
+    the text of the current second is kept and only the microseconds are formatted."""
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1e6)  # half-even, as datetime.fromtimestamp rounds
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        whole += 1.0
+    elif micros < 0:
+        micros += 1_000_000
+        whole -= 1.0
+    global _second
+    second = _second  # one read: another thread may replace it meanwhile
+    if whole != second[0]:
+        value = _dt.datetime.fromtimestamp(whole, _dt.UTC)
+        if value.year < 1000:  # isoformat pads the year; keep strftime's text for these
+            return _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime(TS_FORMAT)
+        second = _second = (whole, value.replace(tzinfo=None).isoformat(timespec="seconds"))
+    return f"{second[1]}.{micros:06d}Z"
+
+
+#: The last second :func:`format_ts` wrote, and its text.
+_second: tuple[float, str] = (math.nan, "")
 
 
 def parse_ts(text: str) -> str:
@@ -78,8 +97,12 @@ def _check_value(value: object, where: str) -> None:
         return
     if type(value) is dict:
         for key, item in value.items():
-            if type(item) in _PLAIN and type(key) is str:
-                continue
+            if type(key) is str:
+                kind = type(item)
+                if kind in _PLAIN:
+                    continue
+                if kind is list and all(type(x) in _PLAIN for x in item):
+                    continue  # a list of ids: the reply record's usual shape
             if not isinstance(key, str):
                 raise TypeError(f"audit field {where}: keys must be strings")
             _check_value(item, f"{where}.{key}")

@@ -400,12 +400,15 @@ def _check_body(head: _Head, body: _Element) -> None:
 
 def _wire_time(value: _dt.datetime) -> str:
     """UTC with hundredths (truncated): ``2026-11-29T16:22:10.25Z``."""
-    if value.tzinfo is None or value.utcoffset() is None:
+    if value.tzinfo is _dt.UTC:
+        t = value  # the usual case (model.utcnow): nothing to convert
+    elif value.tzinfo is None or value.utcoffset() is None:
         raise _fail("TIME WITHOUT TIME ZONE")
-    try:
-        t = value.astimezone(_dt.UTC)
-    except (OverflowError, ValueError):
-        raise _fail("TIME OUT OF RANGE") from None
+    else:
+        try:
+            t = value.astimezone(_dt.UTC)
+        except (OverflowError, ValueError):
+            raise _fail("TIME OUT OF RANGE") from None
     return (
         f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
         f".{t.microsecond // 10000:02d}Z"

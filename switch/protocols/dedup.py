@@ -4,19 +4,25 @@ A repeated id on a link is a duplicate: the link ACKs it again and does not hand
 second time. Keys are ``(link, id)``; entries live for the teletype TTL + 1 h (25 h by
 default). The link only sees the :class:`DuplicateMemory` seam: this module's in-memory
 implementation serves until the store makes the memory durable (same interface, so the
-link does not change). Methods return Deferreds because the durable one reads SQLite off
-the reactor thread.
+link does not change). :meth:`~DuplicateMemory.known` answers from memory when it can;
+only a miss the memory cannot vouch for takes :meth:`~DuplicateMemory.seen`, whose
+Deferred fires once SQLite has been read off the reactor thread.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
+import structlog
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
+
+from switch.deferreds import all_of
+
+log = structlog.get_logger("switch.dedup")
 
 DEFAULT_TTL: Final = 25 * 3600.0
 #: Bound on the in-memory table so that a hostile network sending fresh ids as fast as it
@@ -32,12 +38,18 @@ DEFAULT_FLUSH_DELAY: Final = 0.1
 class DuplicateMemory(Protocol):
     """Remembers which ids each link has already accepted."""
 
+    def known(self, link: str, msg_id: str) -> bool | None:
+        """Whether ``(link, msg_id)`` was remembered and has not expired, when that is
+        known without I/O (every message asks, so no Deferred); None: ask :meth:`seen`."""
+        ...
+
     def seen(self, link: str, msg_id: str) -> Deferred[bool]:
         """Fires True when ``(link, msg_id)`` was remembered and has not expired."""
         ...
 
-    def remember(self, link: str, msg_id: str) -> Deferred[None]:
-        """Record ``(link, msg_id)`` as accepted; fires once it is durable."""
+    def remember(self, link: str, msg_id: str) -> None:
+        """Record ``(link, msg_id)`` as accepted: known at once, durable soon after
+        (a failure to make it durable is logged here; nobody waits for it)."""
         ...
 
 
@@ -71,6 +83,9 @@ class MemoryDuplicates:
                 break
             del entries[key]
 
+    def known(self, link: str, msg_id: str) -> bool:
+        return self.contains(link, msg_id)
+
     def seen(self, link: str, msg_id: str) -> Deferred[bool]:
         return succeed(self.contains(link, msg_id))
 
@@ -85,12 +100,7 @@ class MemoryDuplicates:
         order stays expiry order)."""
         self._entries[(link, msg_id)] = remembered_at + self._ttl
 
-    def remember(self, link: str, msg_id: str) -> Deferred[None]:
-        self.add(link, msg_id)
-        return succeed(None)
-
-    def add(self, link: str, msg_id: str) -> None:
-        """:meth:`remember` without the Deferred (for :class:`StoreDuplicates`)."""
+    def remember(self, link: str, msg_id: str) -> None:
         now = self._now()
         self._purge(now)
         key = (link, msg_id)
@@ -132,7 +142,7 @@ class StoreDuplicates:
         self._call_later = call_later
         self._flush_delay = flush_delay
         self._pending: list[tuple[str, str]] = []
-        self._flushed: Deferred[None] | None = None  # fires when the pending ones are durable
+        self._writing: set[Deferred[None]] = set()  # writes not yet committed
         self._timer: IDelayedCall | None = None
 
     async def load(self) -> int:
@@ -145,64 +155,71 @@ class StoreDuplicates:
         self._complete = True
         return len(rows)
 
-    def seen(self, link: str, msg_id: str) -> Deferred[bool]:
+    def known(self, link: str, msg_id: str) -> bool | None:
         if self._memory.contains(link, msg_id):
-            return succeed(True)
-        if self._complete:
-            return succeed(False)
+            return True
+        return False if self._complete else None
+
+    def seen(self, link: str, msg_id: str) -> Deferred[bool]:
+        known = self.known(link, msg_id)
+        if known is not None:
+            return succeed(known)
         return self._store.duplicate_known(link, msg_id, self._clock())
 
-    def remember(self, link: str, msg_id: str) -> Deferred[None]:
-        """Known to :meth:`seen` at once; fires when durable (after the flush delay).
+    def remember(self, link: str, msg_id: str) -> None:
+        """Known to :meth:`known` at once; durable after the flush delay.
 
-        The link ACKs before this fires, so a crash within the delay can forget an id
-        the network already has our ACK for; the network only resends what it has no
-        ACK for, so that costs nothing unless the ACK was lost at the same moment.
+        The link ACKs without waiting for the write, so a crash within the delay can
+        forget an id the network already has our ACK for; the network only resends what
+        it has no ACK for, so that costs nothing unless the ACK was lost at the same
+        moment. Nobody waits for the write (a Deferred per message would cost the
+        reactor more than the lookup): a failed one is logged here.
         """
-        self._memory.add(link, msg_id)
+        self._memory.remember(link, msg_id)
         if len(self._memory) >= self._max:
             self._complete = False  # the oldest entries may have been evicted
-        if self._call_later is None:
-            return self._write([(link, msg_id)])
         self._pending.append((link, msg_id))
-        if self._flushed is None:
-            self._flushed = Deferred()
+        if self._call_later is None:
+            self._write_pending()
+        elif self._timer is None:
             self._timer = self._call_later(self._flush_delay, self._flush_now)
-        # Every caller gets its own Deferred: one caller's errback must not eat
-        # another's failure.
-        d: Deferred[None] = Deferred()
-        self._flushed.addBoth(_relay_to, d)
-        return d
 
     def flush(self) -> Deferred[None]:
-        """Write what is gathered now (shutdown: before the store stops); never fails
-        (a failed write is reported to each remember() caller)."""
+        """Write what is gathered now; fires once every id remembered so far is durable
+        or its write has failed (and been logged). Never fails. Shutdown calls it before
+        the store stops."""
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
-        return self._flush_now()
+        self._flush_now()
+        return all_of(list(self._writing))
 
-    def _flush_now(self) -> Deferred[None]:
+    def _flush_now(self) -> None:
         self._timer = None
-        flushed, self._flushed = self._flushed, None
-        pending, self._pending = self._pending, []
-        if flushed is None:
-            return succeed(None)
-        self._write(pending).chainDeferred(flushed)
-        # Each caller has had the outcome through its own Deferred; end the shared chain.
-        return flushed.addErrback(lambda _: None)
+        self._write_pending()
 
-    def _write(self, entries: list[tuple[str, str]]) -> Deferred[None]:
+    def _write_pending(self) -> None:
+        entries, self._pending = self._pending, []
+        if not entries:
+            return
         d = self._store.remember_duplicates(entries, self._clock())
-        return d.addCallback(lambda _: None)
+        done: Deferred[None] = d.addCallbacks(_nothing, self._write_failed, errbackArgs=(entries,))
+        if not done.called:
+            self._writing.add(done)
+            done.addBoth(self._written, done)
+
+    def _written(self, result: None, d: Deferred[None]) -> None:
+        self._writing.discard(d)
+
+    @staticmethod
+    def _write_failed(failure: Failure, entries: list[tuple[str, str]]) -> None:
+        # The ids stay in memory (duplicates are still caught until a restart).
+        log.error(
+            "duplicate memory write failed", count=len(entries), error=failure.getErrorMessage()
+        )
 
 
-def _relay_to(result: Any, d: Deferred[None]) -> Any:
-    """Pass a shared outcome on to one caller's Deferred, leaving the shared one as it was."""
-    if isinstance(result, Failure):
-        d.errback(result)
-    else:
-        d.callback(None)
-    return result
+def _nothing(_: object) -> None:
+    return None
 
 
 class DuplicateStore(Protocol):

@@ -805,6 +805,10 @@ class Link:
         waiters = [conn]
         conn.pending_in += 1
         self._delivering[msg_id] = waiters
+        known = self.dedup.known(self.name, msg_id)
+        if known is not None:  # the usual case: answered from memory, no Deferred
+            self._deliver_unless_seen(known, message)
+            return
         d = self.dedup.seen(self.name, msg_id)
         d.addCallbacks(
             self._deliver_unless_seen,
@@ -834,12 +838,7 @@ class Link:
         """Committed above: remember the id, then ACK. The memory knows the id at once
         (a resend right after is caught); the durable copy follows within the duplicate
         memory's flush delay and the ACK does not wait for it (switch.protocols.dedup)."""
-        d = self.dedup.remember(self.name, msg_id)
-        d.addErrback(
-            lambda f: self.log.error(
-                "duplicate memory write failed", msg_id=msg_id, error=_failure_name(f)
-            )
-        )
+        self.dedup.remember(self.name, msg_id)
         self._answer(msg_id, Ack(msg_id))
 
     def _delivery_failed(self, reason: Failure, msg_id: str) -> None:

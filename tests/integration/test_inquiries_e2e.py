@@ -6,6 +6,7 @@ a network refusing connections answers ``unavailable`` while the others answer f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,6 +59,24 @@ def test_clean_carl_has_no_record(gw: Gateway) -> None:
     assert {r["status"] for r in result["replies"]} == {"no_record"}
     assert result["summary"] == {"hits": [], "caveats": [], "urgent": False}
     assert all("NO" in r["text"] for r in result["replies"])
+
+
+def test_audit_search_by_inquiry_id_finds_its_replies(gw: Gateway) -> None:
+    """`switchctl audit search --id` with an inquiry's id lists the inquiry record and
+    each network's reply record (they name it in ``in_reply_to``, an indexed copy)."""
+    result = _ask(gw, "person", {"name": "CLEAN, CARL", "dob": "1990-01-01"})
+    inquiry = result["id"]
+    from switch.store.interface import AuditQuery
+    from switch.store.sqlite import connect_reader, search_audit_rows
+
+    conn = connect_reader(gw.root / "var" / "switch.db")
+    try:
+        rows = [json.loads(r.record) for r in search_audit_rows(conn, AuditQuery(id=inquiry))]
+    finally:
+        conn.close()
+    assert [r["event"] for r in rows] == ["inquiry"] + ["reply"] * 4
+    assert {r["network"] for r in rows[1:]} == {"local", "regional", "state", "national"}
+    assert all(r["in_reply_to"] == inquiry and r["id"] for r in rows[1:])
 
 
 def test_vehicle_driver_and_gun(gw: Gateway) -> None:

@@ -14,14 +14,18 @@ import pytest
 import pytest_twisted
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import DeferredList
 from twisted.internet.task import Clock
 
 from switch.audit.chain import (
     GENESIS,
+    TS_FORMAT,
     AuditKeyError,
     canonical,
     chain_step,
+    format_ts,
     load_public_key,
     load_signing_key,
     verify_checkpoint,
@@ -190,9 +194,42 @@ async def test_non_ascii_kept_verbatim(env: Env) -> None:
     assert env.verify().ok
 
 
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=-62135596800.0 + 86400, max_value=253402300799.0),
+        # whole seconds plus microseconds, and halfway between two microseconds
+        st.builds(
+            lambda s, us, half: s + us / 1e6 + (5e-7 if half else 0.0),
+            st.integers(0, 4 * 10**9),
+            st.integers(0, 999_999),
+            st.booleans(),
+        ),
+    )
+)
+def test_format_ts_is_strftime_text(seconds: float) -> None:
+    """format_ts keeps the text of the current second: it must still give exactly
+    strftime's text, rounding to the microsecond (and carrying into the next second)
+    as datetime.fromtimestamp does."""
+    import datetime as dt
+
+    assert format_ts(seconds) == dt.datetime.fromtimestamp(seconds, dt.UTC).strftime(TS_FORMAT)
+
+
 @pytest.mark.parametrize(
     "fields",
-    [{"x": 1.5}, {"x": [1, {"y": 2.0}]}, {"event": "x"}, {"ts": "x"}, {"x": b"raw"}, {"x": {1: 2}}],
+    [
+        {"x": 1.5},
+        {"x": [1, {"y": 2.0}]},
+        {"x": ["a", 2.5]},
+        {"x": ["a", b"raw"]},
+        {"x": [None, ["a"]], "y": {"z": [1.5]}},
+        {"event": "x"},
+        {"ts": "x"},
+        {"x": b"raw"},
+        {"x": {1: 2}},
+        {1: ["a"]},
+    ],
 )
 @pytest_twisted.ensureDeferred
 async def test_bad_fields_refused(env: Env, fields: dict[str, Any]) -> None:

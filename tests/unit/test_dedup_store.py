@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
+import structlog
 from twisted.internet import task
 
 from switch.protocols.dedup import StoreDuplicates
@@ -31,7 +32,8 @@ async def test_restart_remembers_and_expires(tmp_path: Path, reactor: Any) -> No
         first = StoreDuplicates(store, clock)
         assert await first.load() == 0
         assert not await first.seen("local", "A1")
-        await first.remember("local", "A1")
+        first.remember("local", "A1")
+        await first.flush()
         assert await first.seen("local", "A1")
         assert not await first.seen("regional", "A1")  # keyed by (link, id)
 
@@ -58,7 +60,8 @@ async def test_too_many_to_hold_falls_back_to_the_store(tmp_path: Path, reactor:
     try:
         writer = StoreDuplicates(store, clock, max_entries=10)
         for i in range(5):
-            await writer.remember("state", f"M{i}")
+            writer.remember("state", f"M{i}")
+        await writer.flush()
         small = StoreDuplicates(store, clock, max_entries=3)
         assert await small.load() == 0
         assert await small.seen("state", "M0")  # not in memory: from the store
@@ -78,20 +81,51 @@ async def test_remembered_ids_are_written_together(tmp_path: Path, reactor: Any)
     try:
         dups = StoreDuplicates(store, clock, call_later=timers.callLater, flush_delay=0.1)
         await dups.load()
-        done = [dups.remember("local", f"R{i}") for i in range(4)]
-        assert await dups.seen("local", "R3")  # from memory, before any write
-        assert not any(d.called for d in done)
-        assert len(timers.getDelayedCalls()) == 1  # one flush for the four
         commits = store.commits
+        for i in range(4):
+            dups.remember("local", f"R{i}")
+        assert dups.known("local", "R3") is True  # from memory, before any write
+        assert await dups.seen("local", "R3")
+        assert dups.known("local", "R4") is False  # the memory holds every live entry
+        assert len(timers.getDelayedCalls()) == 1  # one flush for the four
+        assert store.commits == commits
         timers.advance(0.1)
-        for d in done:
-            await d
+        await dups.flush()  # waits for the write the timer started; nothing new to write
         assert store.commits == commits + 1
         assert await StoreDuplicates(store, clock).load() == 4
 
-        last = dups.remember("national", "N1")
+        dups.remember("national", "N1")
         await dups.flush()  # shutdown: no waiting for the timer
-        assert last.called and not timers.getDelayedCalls()
+        assert not timers.getDelayedCalls()
         assert await StoreDuplicates(store, clock).load() == 5
+    finally:
+        await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_write_is_logged_and_ids_stay_known(tmp_path: Path, reactor: Any) -> None:
+    """Nobody waits for the durable copy, so a failed write is logged by the memory
+    (a count, no ids), flush() still fires, and the ids are still caught in memory."""
+    clock = Clock(1_000_000.0)
+    store = SQLiteStore(reactor, tmp_path / "s.db")
+    await store.start()
+    try:
+        dups = StoreDuplicates(store, clock)
+        await dups.load()
+
+        def broken(entries: Any, now: float) -> Any:
+            from twisted.internet.defer import fail
+
+            return fail(OSError("disk full"))
+
+        store.remember_duplicates = broken  # type: ignore[method-assign]
+        with structlog.testing.capture_logs() as logs:
+            dups.remember("local", "F1")
+            dups.remember("local", "F2")
+            await dups.flush()
+        failed = [e for e in logs if e["event"] == "duplicate memory write failed"]
+        assert [e["count"] for e in failed] == [1, 1]
+        assert "F1" not in str(logs)
+        assert dups.known("local", "F1") and await dups.seen("local", "F2")
     finally:
         await store.stop()

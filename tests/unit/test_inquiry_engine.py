@@ -282,7 +282,7 @@ def test_finished_inquiry_keeps_only_strings_and_its_result_is_saved() -> None:
     assert done.called and done.result is None
     assert box.items[-1][1] == "reply" and box.items[-1][2]["late"] is True
     assert box.items[-1][2]["inquiry"] == "Q1"
-    assert audit.of("reply")[-1] == {**audit.of("reply")[-1], "late": True, "inquiry": "Q1"}
+    assert audit.of("reply")[-1] == {**audit.of("reply")[-1], "late": True, "in_reply_to": "Q1"}
 
 
 @pytest.mark.usefixtures("reactor")
