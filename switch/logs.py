@@ -18,8 +18,10 @@ record or message text), passwords, tokens, secrets or frame contents. Concretel
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, Final, TextIO
 
@@ -35,6 +37,8 @@ from twisted.logger import (
     globalLogBeginner,
 )
 from zope.interface import implementer
+
+from switch.utc import format_ts
 
 #: Keys a log event may carry (besides structlog's own). Ids, names of configured
 #: things, states, codes, counts and durations only.
@@ -125,14 +129,33 @@ def redact_unknown_keys(_logger: WrappedLogger, _name: str, event: EventDict) ->
     return event
 
 
+def add_timestamp(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """structlog processor: ``timestamp``, UTC with microseconds, the audit's format (a
+    third of the cost of structlog's TimeStamper, which formats the whole date each time)."""
+    event["timestamp"] = format_ts(time.time())
+    return event
+
+
+def _unserializable(value: object) -> str:
+    return repr(value)
+
+
+#: json.dumps(sort_keys=True) builds an encoder per call when given options; one, once.
+_LOG_ENCODER: Final = json.JSONEncoder(sort_keys=True, default=_unserializable)
+
+
+def _render_json(event: EventDict, **_: Any) -> str:
+    return _LOG_ENCODER.encode(event)
+
+
 def processors() -> list[Any]:
     """The processor chain: level, UTC time, redaction, exceptions without locals, JSON."""
     return [
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_timestamp,
         redact_unknown_keys,
         structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
-        structlog.processors.JSONRenderer(sort_keys=True),
+        structlog.processors.JSONRenderer(serializer=_render_json),
     ]
 
 

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import stat
 from collections.abc import Mapping
@@ -32,10 +30,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from switch.utc import format_ts as format_ts
+from switch.utc import parse_ts as parse_ts
+
 GENESIS: Final = bytes(32)
 SIGNING_KEY: Final = "audit-signing.key"
 PUBLIC_KEY: Final = "audit-signing.pub"
-TS_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 CheckpointKind = Literal["checkpoint", "shutdown", "anchor"]
 
 
@@ -48,44 +48,6 @@ class CheckpointError(Exception):
 
 
 # --------------------------------------------------------------------------- records
-
-
-def format_ts(seconds: float) -> str:
-    """UTC, microseconds, ``Z``: fixed width, so text order is time order (search relies
-    on it). Same text as ``datetime.fromtimestamp(seconds, UTC).strftime(TS_FORMAT)``
-    (a property test compares them), rounding included; every record is stamped, so
-    the text of the current second is kept and only the microseconds are formatted."""
-    fraction, whole = math.modf(seconds)
-    micros = round(fraction * 1e6)  # half-even, as datetime.fromtimestamp rounds
-    if micros >= 1_000_000:
-        micros -= 1_000_000
-        whole += 1.0
-    elif micros < 0:
-        micros += 1_000_000
-        whole -= 1.0
-    global _second
-    second = _second  # one read: another thread may replace it meanwhile
-    if whole != second[0]:
-        value = _dt.datetime.fromtimestamp(whole, _dt.UTC)
-        if value.year < 1000:  # isoformat pads the year; keep strftime's text for these
-            return _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime(TS_FORMAT)
-        second = _second = (whole, value.replace(tzinfo=None).isoformat(timespec="seconds"))
-    return f"{second[1]}.{micros:06d}Z"
-
-
-#: The last second :func:`format_ts` wrote, and its text.
-_second: tuple[float, str] = (math.nan, "")
-
-
-def parse_ts(text: str) -> str:
-    """An ISO date or date-time (naive means UTC) in the column's format, for --since."""
-    try:
-        value = _dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"not an ISO date or date-time: {text!r}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.UTC)
-    return value.astimezone(_dt.UTC).strftime(TS_FORMAT)
 
 
 #: The exact types _check_value accepts without a look inside (its fast path).

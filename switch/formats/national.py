@@ -472,6 +472,20 @@ _ACK_RE: Final = re.compile(
 )
 
 
+# --------------------------------------------------------------------------- inquiry fast path
+
+_INQUIRY_HEAD: Final = (
+    '<NLETS xmlns="urn:switch:national:1" version="1"><NLETSMessageHeader><MessageKeyCodeText>'
+)
+#: InquiryDataType: 1 to 16 Field elements, codes unique (FieldCodeType: [A-Z]{3}).
+_MAX_INQUIRY_FIELDS: Final = 16
+_CODE_RE: Final = re.compile(r"[A-Z]{3}")
+#: A FieldValueType (1-256 characters) that lxml writes as is: no markup character to
+#: escape, no control character (XML 1.0 forbids most; the rest lxml may escape), no
+#: surrogate or non-character. Anything else takes the tree and the schema.
+_PLAIN_VALUE_RE: Final = re.compile("[^\x00-\x1f\x7f&<>\ud800-\udfff\ufffe\uffff]{1,256}")
+
+
 def _error_code(code: int) -> str:
     if not 0 <= code <= 999:
         raise _fail("ERROR CODE OUT OF RANGE")
@@ -521,6 +535,10 @@ class NationalCodec:
         if type(message) is Ack:
             return self._encode_ack(message)
         try:
+            if type(message) is Inquiry:
+                frame = self._encode_inquiry(message)
+                if frame is not None:
+                    return frame
             root = self._build(message)
         except ValidationError as err:
             raise _fail(f"INVALID {err.field or 'VALUE'}".upper()[:80]) from None
@@ -543,6 +561,46 @@ class NationalCodec:
             return len(document).to_bytes(PREFIX, "big") + document
         root, _ = self._doc("ACK", frame_id, self.own_ori, sent, in_reply_to=m.id)
         return _serialize(root)
+
+    def _encode_inquiry(self, m: Inquiry) -> bytes | None:
+        """The inquiry fast path, as for ACKs: when every value is of its XSD type and
+        every field value is plain text (nothing lxml would escape, no character XML
+        forbids), the text below is the valid document lxml would write (a property test
+        compares the two byte for byte, and validates). None: build and validate it."""
+        key, destination, pairs = self._inquiry_parts(m)
+        rule = _KEYS[key]
+        control, priority = m.control, m.priority
+        if not (
+            _ID_RE.fullmatch(m.id)
+            and _ORI_ID_RE.fullmatch(m.origin.ori)
+            and (not rule.agency_origin or _ORI9_RE.fullmatch(m.origin.ori))
+            and _ORI_ID_RE.fullmatch(destination)
+            and ((key in ("DQ", "RQ")) == (destination in _DQ_DESTINATIONS))
+            and (key in ("DQ", "RQ") or destination == "NCIC")
+            and (control is None or (rule.control and _ID_RE.fullmatch(control)))
+            and (priority != "urgent" or rule.priority)
+            and 1 <= len(pairs) <= _MAX_INQUIRY_FIELDS
+            and len({code for code, _ in pairs}) == len(pairs)
+            and all(_CODE_RE.fullmatch(c) and _PLAIN_VALUE_RE.fullmatch(v) for c, v in pairs)
+        ):
+            return None
+        sent = _wire_time(m.created)
+        document = (
+            f"{_INQUIRY_HEAD}{key}</MessageKeyCodeText><MessageID>{m.id}</MessageID>"
+            f"<OriginatingORIID>{m.origin.ori}</OriginatingORIID>"
+            f"<DestinationORIID>{destination}</DestinationORIID>"
+            + (
+                ""
+                if control is None
+                else f"<DocumentControlFieldText>{control}</DocumentControlFieldText>"
+            )
+            + f"<MessageSendDateTime>{sent}</MessageSendDateTime>"
+            + ("<Priority>urgent</Priority>" if priority == "urgent" else "")
+            + f'</NLETSMessageHeader><NLETSInquiryData subject="{m.subject}">'
+            + "".join(f'<Field code="{code}">{value}</Field>' for code, value in pairs)
+            + "</NLETSInquiryData></NLETS>"
+        ).encode("utf-8")
+        return len(document).to_bytes(PREFIX, "big") + document
 
     def _build(self, m: WireMessage) -> _Element:
         if isinstance(m, Inquiry):
@@ -594,7 +652,9 @@ class NationalCodec:
             raise _fail("UNKNOWN MESSAGE TYPE", NAK_UNKNOWN_TYPE)
         return root
 
-    def _build_inquiry(self, m: Inquiry) -> _Element:
+    @staticmethod
+    def _inquiry_parts(m: Inquiry) -> tuple[str, str, Pairs]:
+        """Key, destination and fields (options included) of an inquiry's document."""
         key = SUBJECT_KEYS.get(m.subject)
         if key is None:
             raise _fail("UNKNOWN SUBJECT")
@@ -610,6 +670,10 @@ class NationalCodec:
             value = getattr(m, attr)
             if value is not None:
                 pairs.append((code, validate_purpose(value) if code == "PUR" else value))
+        return key, destination, pairs
+
+    def _build_inquiry(self, m: Inquiry) -> _Element:
+        key, destination, pairs = self._inquiry_parts(m)
         root, _ = self._doc(
             key,
             m.id,

@@ -73,7 +73,6 @@ class PrometheusLinkMetrics:
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
-        self._messages: dict[tuple[str, str, str], Any] = {}
 
     def link_state(self, link: str, state: str) -> None:
         self._m.link_up.labels(link=link).set(1 if state == UP else 0)
@@ -87,15 +86,7 @@ class PrometheusLinkMetrics:
     def message(self, link: str, direction: str, kind: str) -> None:
         # switch_messages_total counts application messages; heartbeats would drown them.
         if kind in APPLICATION_KINDS:
-            # The child per label tuple is cached: labels() costs several us per call
-            # and runs for every message (children are never removed).
-            key = (link, direction, kind)
-            child = self._messages.get(key)
-            if child is None:
-                child = self._messages[key] = self._m.messages.labels(
-                    link=link, direction=direction, kind=kind
-                )
-            child.inc()
+            self._m.messages.inc(link, direction, kind)
 
 
 def build_endpoint(reactor: Any, config: LinkConfig) -> IStreamClientEndpoint:

@@ -21,11 +21,9 @@ from twisted.internet.task import Clock
 
 from switch.audit.chain import (
     GENESIS,
-    TS_FORMAT,
     AuditKeyError,
     canonical,
     chain_step,
-    format_ts,
     load_public_key,
     load_signing_key,
     verify_checkpoint,
@@ -37,6 +35,7 @@ from switch.config import AuditConfig
 from switch.mailbox import Mailbox
 from switch.store import SQLiteStore
 from switch.store.sqlite import connect_reader
+from switch.utc import TS_FORMAT, format_ts
 
 DAY = 86400.0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -36,7 +36,7 @@ from switch.model import (
     Reply,
     Warrant,
 )
-from tests.strategies import XML_TEXT, Profile, message_diff, wire_messages
+from tests.strategies import XML_TEXT, Profile, inquiries, message_diff, wire_messages
 
 VECTORS = Path("/work/shared/vectors/national.json")
 NS = "urn:switch:national:1"
@@ -861,3 +861,95 @@ def test_ack_with_an_unreal_time_is_refused_as_before() -> None:
     data = doc("ACK", reply_to="M0").replace(b"16:22:10.25", b"24:00:00.00")
     assert national._ACK_RE.fullmatch(data, 4) is not None
     refused(data, 22, "M1")
+
+
+# --------------------------------------------------------------------------- inquiry fast path
+
+
+def _outcome(encode: Any, message: Any) -> Any:
+    """The frame, or the refusal as (code, text)."""
+    try:
+        return encode(message)
+    except CodecError as exc:
+        return (exc.code, str(exc))
+
+
+def _tree_only(own: str) -> NationalCodec:
+    """A codec whose inquiries always take the tree, the schema and lxml's serializer."""
+    codec = NationalCodec(own)
+    codec._encode_inquiry = lambda m: None  # type: ignore[method-assign]
+    return codec
+
+
+#: Free text with everything that must not reach the template unescaped: markup,
+#: controls, surrogates, non-characters, non-ASCII.
+_HOSTILE = st.text(
+    st.characters(codec=None, categories=None) | st.sampled_from("&<>\"'\r\n\t\x00\x7f\ufffe"),
+    max_size=260,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.builds(
+        lambda m, created, control, requester, recipient, priority: dataclasses.replace(
+            m,
+            created=created,
+            control=control,
+            requester=requester,
+            recipient=recipient,
+            priority=priority,
+        ),
+        inquiries(PROFILE),
+        wire_times,
+        st.none() | ack_ids | st.text(max_size=42),
+        st.none() | _HOSTILE,
+        st.none() | st.text(XML_TEXT, min_size=1, max_size=300),
+        st.sampled_from(["routine", "urgent"]),
+    ),
+    st.sampled_from(["NCIC", "MO0380100"]),
+)
+def test_inquiry_fast_path_agrees_with_the_tree(message: Inquiry, own: str) -> None:
+    """For every inquiry, the fast path gives the same bytes as building, validating
+    and serializing the tree with lxml, or the same refusal; hostile text, long or
+    odd control numbers and every subject included."""
+    codec = NationalCodec(own)
+    fast = _outcome(codec.encode, message)
+    assert fast == _outcome(_tree_only(own).encode, message)
+    took = isinstance(fast, bytes) and codec._encode_inquiry(message) is not None
+    event("fast path" if took else "tree")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    inquiries(PROFILE),
+    wire_times,
+)
+def test_ordinary_inquiries_take_the_fast_path(message: Inquiry, created: dt.datetime) -> None:
+    """What the gateway sends every time (upper-case fields, a state control number)
+    is written from the template, and it is a valid document that decodes back."""
+    message = dataclasses.replace(message, created=created, control="S0000A1B2C")
+    c = NationalCodec("NCIC")
+    data = c._encode_inquiry(message)
+    assert data is not None
+    assert data == _tree_only("NCIC").encode(message)
+    root = etree.fromstring(data[4:])
+    assert national.SCHEMA.validate(root)
+    back = c.decode(data)
+    assert isinstance(back, Inquiry) and back.id == message.id and back.control == "S0000A1B2C"
+
+
+def test_inquiry_with_markup_in_a_field_is_escaped_by_lxml() -> None:
+    """A requester with & and < leaves the fast path; lxml escapes it."""
+    m = Inquiry(
+        id="Q1",
+        subject="person",
+        fields={"name": "DOE, JOHN", "dob": "1980-01-01"},
+        origin=Origin(ori="MO0380100"),
+        requester="SMITH & <JONES>",
+        created=SENT,
+    )
+    c = NationalCodec("NCIC")
+    assert c._encode_inquiry(m) is None
+    data = c.encode(m)
+    assert b"SMITH &amp; &lt;JONES&gt;" in data

@@ -38,7 +38,7 @@ EXPECTED = {
 def exercised() -> Metrics:
     m = Metrics()
     m.init_links([("local", "local"), ("national", "national")])
-    m.messages.labels(link="local", direction="out", kind="inquiry").inc()
+    m.messages.inc("local", "out", "inquiry")
     m.link_up.labels(link="local").set(1)
     m.link_reconnects.labels(link="local").inc()
     m.reply_seconds.labels(network="local").observe(0.042)

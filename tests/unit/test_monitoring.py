@@ -287,6 +287,8 @@ def _exposition() -> str:
             "reason": "too_large",
         }
         obj.labels(**{name: sample.get(name, "x") for name in names})
+    # switch_messages_total is a plain collector (no lock per message), not a Counter.
+    metrics.messages.inc("state", "out", "inquiry")
     text: str = generate_latest(metrics.registry).decode("utf-8")
     return text
 
