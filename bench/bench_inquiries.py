@@ -566,19 +566,35 @@ def report(
         f"- Idle CPU (heartbeats, timers): gateway {1e6 * gateway.idle_cpu_per_s:.0f} us/s, "
         f"relay {1e6 * relay.idle_cpu_per_s:.0f} us/s (10 ms resolution; included above)."
     )
+
+    # The target is judged on the marginal cost of an inquiry, at saturation, where
+    # the reactor is busy. At lower rates every process also pays for waking up between
+    # inquiries with cold caches: the bare relay costs 3-4 times its saturated figure
+    # there, so that figure is shown beside the relay's, not judged alone.
+    def verdict(cpu: float) -> str:
+        if cpu <= CPU_GOAL_US:
+            return "meets the goal"
+        if cpu <= CPU_TARGET_US:
+            return "meets the target, not the goal"
+        return "misses the target"
+
+    def relay_cpu(phase: Phase | None) -> str:
+        return "n/a" if phase is None else f"{phase.cpu_us('relay'):.0f} us"
+
+    if gateway.saturation is not None:
+        cpu = gateway.saturation.cpu_us("switchd")
+        lines.append(
+            f"- Gateway CPU per inquiry at saturation: **{cpu:.0f} us** (target <= "
+            f"{CPU_TARGET_US:.0f}, goal <= {CPU_GOAL_US:.0f}: {verdict(cpu)}; bare relay "
+            f"{relay_cpu(relay.saturation)})."
+        )
     headline = gateway.open.get(300.0) or next(iter(gateway.open.values()), None)
     if headline is not None:
         cpu = headline.cpu_us("switchd")
-        verdict = (
-            "meets the goal"
-            if cpu <= CPU_GOAL_US
-            else "meets the target, not the goal"
-            if cpu <= CPU_TARGET_US
-            else "misses the target"
-        )
         lines.append(
             f"- Gateway CPU per inquiry at {headline.offered:g}/s: **{cpu:.0f} us** "
-            f"(target <= {CPU_TARGET_US:.0f}, goal <= {CPU_GOAL_US:.0f}: {verdict})."
+            f"({verdict(cpu)} if judged here; bare relay at the same rate "
+            f"{relay_cpu(relay.open.get(headline.offered))})."
         )
     top = gateway.open.get(700.0)
     if top is not None and 700.0 in relay.open:

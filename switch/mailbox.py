@@ -55,8 +55,11 @@ class Mailbox:
     def _committed(
         self, seq: int, terminal: str, kind: str, item: dict[str, Any], now: float
     ) -> int:
+        subscribers = self._subscribers.get(terminal)
+        if not subscribers:
+            return seq  # nobody is streaming: the store has it for the next reader
         stored = MailboxItem(seq=seq, terminal=terminal, kind=kind, item=item, created=now)
-        for subscriber in list(self._subscribers.get(terminal, ())):
+        for subscriber in list(subscribers):
             # The item is committed: a failing subscriber (a stream whose connection
             # broke mid-write) must neither fail this put, whose caller would think the
             # item lost, nor keep the other subscribers from seeing it.

@@ -184,8 +184,8 @@ class _Writer:
         self._commit_interval = commit_interval
         self._last_commit = -commit_interval
         self._clock = cast(IReactorTime, reactor)
-        # Lists of jobs, each handed over whole (see submit), or the stop marker.
-        self._queue: queue.SimpleQueue[list[_Job[Any]] | object] = queue.SimpleQueue()
+        # (hand-over time, jobs): lists handed over whole (see submit), or the stop marker.
+        self._queue: queue.SimpleQueue[tuple[float, list[_Job[Any]]] | object] = queue.SimpleQueue()
         self._pending: list[_Job[Any]] = []
         self._handover: IDelayedCall | None = None
         self._thread: threading.Thread | None = None
@@ -216,7 +216,7 @@ class _Writer:
         self._handover = None
         jobs, self._pending = self._pending, []
         if jobs:
-            self._queue.put(jobs)
+            self._queue.put((time.monotonic(), jobs))
 
     def stop(self) -> Deferred[None]:
         """Queue the stop marker after every pending job; fires when the thread is done."""
@@ -270,7 +270,7 @@ class _Writer:
                 done = self._queue.get()
                 self._fire(cast(Deferred[None], done), True, None)
                 return
-            for job in cast(list[_Job[Any]], item):
+            for job in cast(tuple[float, list[_Job[Any]]], item)[1]:
                 self._fire(job.deferred, False, StoreError("store is not open"))
 
     def _loop(self, conn: sqlite3.Connection) -> Deferred[None]:
@@ -280,18 +280,22 @@ class _Writer:
         while not stopping:
             batch: list[_Job[Any]] = []
             item = self._queue.get()
-            # A commit starting within the interval after the last one started waits
-            # for the rest of it, gathering what arrives meanwhile (answers from four
-            # networks then share one fsync and one reactor wake-up); a commit after a
-            # quiet spell starts at once.
-            wait = self._last_commit + self._commit_interval - time.monotonic()
-            if wait > 0 and item is not _STOP:
-                time.sleep(wait)
+            # A commit starts no sooner than the interval after its first write arrived,
+            # nor within the interval after the last commit started: it gathers what
+            # arrives meanwhile (an inquiry's answers from four networks then share one
+            # fsync and one reactor wake-up). Under load the first write has usually
+            # waited out the interval during the previous commit, so nothing sleeps.
+            if item is not _STOP:
+                first = cast(tuple[float, list[_Job[Any]]], item)[0]
+                start = max(first, self._last_commit) + self._commit_interval
+                wait = start - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             while True:
                 if item is _STOP:
                     stopping = True
                     break
-                batch.extend(cast(list[_Job[Any]], item))
+                batch.extend(cast(tuple[float, list[_Job[Any]]], item)[1])
                 if len(batch) >= _MAX_BATCH:
                     break
                 try:
@@ -307,8 +311,8 @@ class _Writer:
                 late = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(late, list):
-                for job in late:
+            if isinstance(late, tuple):
+                for job in late[1]:
                     self._fire(job.deferred, False, StoreError("store is stopped"))
         return done
 
@@ -612,8 +616,8 @@ class SQLiteStore:
     ) -> None:
         """``connect`` replaces the writer's connection factory (tests inject failing
         connections); ``on_commit(seconds, jobs)`` observes every committed batch;
-        ``commit_interval`` (seconds) is the least time from one commit's start to the
-        next one's: writes arriving within it wait for it and share that commit."""
+        ``commit_interval`` (seconds) is how long a commit gathers: it starts no sooner
+        than that after its first write arrived, nor after the last commit started."""
         self._reactor = reactor
         self.path = Path(path)
         self._inquiry_retention = inquiry_retention

@@ -159,6 +159,30 @@ async def test_commit_interval_gathers_what_arrives_within_it(tmp_path: Path, re
             await store.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_commit_interval_gathers_after_a_quiet_spell_too(
+    tmp_path: Path, reactor: Any
+) -> None:
+    """The first write after a quiet spell also waits out the interval (from its own
+    arrival), so a second one arriving within it shares the commit; the interval is
+    the longest a write waits for its commit to start."""
+    store = SQLiteStore(reactor, tmp_path / "q.db", commit_interval=0.3)
+    await store.start()
+    try:
+        await store.remember_duplicates([("local", "A")], 1.0)
+        await deferLater(reactor, 0.4, lambda: None)  # quiet: longer than the interval
+        before = store.commits
+        started = reactor.seconds()
+        first = store.remember_duplicates([("local", "B")], 1.0)
+        await deferLater(reactor, 0.05, lambda: None)
+        second = store.remember_duplicates([("local", "C")], 1.0)
+        await DeferredList([first, second], fireOnOneErrback=True)
+        assert store.commits - before == 1
+        assert reactor.seconds() - started >= 0.3
+    finally:
+        await store.stop()
+
+
 def _audit_entry(n: int) -> AuditAppend:
     record = canonical({"event": "test", "ts": "2026-11-29T00:00:00.000000Z", "n": n})
     index = dict.fromkeys(AUDIT_INDEX_COLUMNS)
