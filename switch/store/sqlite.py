@@ -166,6 +166,8 @@ class _Job(Generic[T]):
 
 
 _STOP: Final = object()
+#: What the reactor hands the writer in one go: (hand-over time, the jobs of one turn).
+_Batch = tuple[float, list[_Job[Any]]]
 
 
 class _Writer:
@@ -185,7 +187,7 @@ class _Writer:
         self._last_commit = -commit_interval
         self._clock = cast(IReactorTime, reactor)
         # (hand-over time, jobs): lists handed over whole (see submit), or the stop marker.
-        self._queue: queue.SimpleQueue[tuple[float, list[_Job[Any]]] | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Batch | object] = queue.SimpleQueue()
         self._pending: list[_Job[Any]] = []
         self._handover: IDelayedCall | None = None
         self._thread: threading.Thread | None = None
@@ -270,7 +272,7 @@ class _Writer:
                 done = self._queue.get()
                 self._fire(cast(Deferred[None], done), True, None)
                 return
-            for job in cast(tuple[float, list[_Job[Any]]], item)[1]:
+            for job in cast(_Batch, item)[1]:
                 self._fire(job.deferred, False, StoreError("store is not open"))
 
     def _loop(self, conn: sqlite3.Connection) -> Deferred[None]:
@@ -286,7 +288,7 @@ class _Writer:
             # fsync and one reactor wake-up). Under load the first write has usually
             # waited out the interval during the previous commit, so nothing sleeps.
             if item is not _STOP:
-                first = cast(tuple[float, list[_Job[Any]]], item)[0]
+                first = cast(_Batch, item)[0]
                 start = max(first, self._last_commit) + self._commit_interval
                 wait = start - time.monotonic()
                 if wait > 0:
@@ -295,7 +297,7 @@ class _Writer:
                 if item is _STOP:
                     stopping = True
                     break
-                batch.extend(cast(tuple[float, list[_Job[Any]]], item)[1])
+                batch.extend(cast(_Batch, item)[1])
                 if len(batch) >= _MAX_BATCH:
                     break
                 try:
