@@ -127,8 +127,8 @@ class _Pending:
     inquiry: Inquiry
     terminal: str
     awaited: set[str]  # links sent to whose answer is still due
-    controls: dict[str, str]  # link -> control number
-    message: Inquiry  # what every network is sent: the inquiry with its control number
+    control: str  # the state control number, the same for every network asked
+    message: Inquiry  # what every network is sent: the inquiry with that number
     sent_at: dict[str, float]
     waiters: list[Deferred[InquiryProgress]]
     # One timer per inquiry, not per network: every network is asked at the same moment
@@ -221,13 +221,14 @@ class InquiryEngine:
         )
         # One control number for every network of the inquiry: a copy of the inquiry
         # per network would cost more than the rest of its way to the link.
+        control = self._controls()
         pending = _Pending(
             progress=InquiryProgress(inquiry.id, inquiry.networks),
             inquiry=inquiry,
             terminal=terminal,
             awaited=set(),
-            controls={},
-            message=dataclasses.replace(inquiry, control=self._controls()),
+            control=control,
+            message=dataclasses.replace(inquiry, control=control),
             sent_at={},
             waiters=[],
         )
@@ -285,14 +286,10 @@ class InquiryEngine:
         if not self._links.is_up(link):
             self._answer_locally(pending, link, "unavailable", UNAVAILABLE_TEXT)
             return
-        message = pending.message
-        control = message.control
-        assert control is not None
-        pending.controls[link] = control
-        self._by_control[(link, control)] = pending.inquiry.id
+        self._by_control[(link, pending.control)] = pending.inquiry.id
         pending.awaited.add(link)
         pending.sent_at[link] = self._clock.seconds()
-        d = self._links.send(link, message)
+        d = self._links.send(link, pending.message)
         d.addErrback(self._send_failed, pending, link)
 
     def _timed_out(self, pending: _Pending) -> None:
@@ -488,7 +485,7 @@ class InquiryEngine:
             pending.timer.cancel()
         pending.timer = None
         self._done[inquiry_id] = pending.terminal
-        keys = tuple(pending.controls.items())
+        keys = tuple((link, pending.control) for link in pending.sent_at)  # links asked
         self._finished.append((self._clock.seconds() + self._retain, inquiry_id, keys))
         if self._sweep is None:
             self._sweep = self._clock.callLater(self._sweep_after(), self._forget_expired)

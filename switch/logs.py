@@ -136,12 +136,8 @@ def add_timestamp(_logger: WrappedLogger, _name: str, event: EventDict) -> Event
     return event
 
 
-def _unserializable(value: object) -> str:
-    return repr(value)
-
-
 #: json.dumps(sort_keys=True) builds an encoder per call when given options; one, once.
-_LOG_ENCODER: Final = json.JSONEncoder(sort_keys=True, default=_unserializable)
+_LOG_ENCODER: Final = json.JSONEncoder(sort_keys=True, default=repr)
 
 
 def _render_json(event: EventDict, **_: Any) -> str:

@@ -77,9 +77,6 @@ class MessageCounter:
         key = (link, direction, kind)
         self._counts[key] = self._counts.get(key, 0) + 1
 
-    def value(self, link: str, direction: str, kind: str) -> int:
-        return self._counts.get((link, direction, kind), 0)
-
     def describe(self) -> Iterator[CounterMetricFamily]:
         yield CounterMetricFamily(self.NAME, self.HELP, labels=self.LABELS)
 
