@@ -47,6 +47,12 @@ log = Logger()
 DAY = 86400.0
 
 
+def audit_entry(event: str, ts: str, fields: Mapping[str, object]) -> AuditAppend:
+    """The record as the store appends it; TypeError/ValueError for a caller's bug."""
+    record = build_record(event, ts, fields)
+    return AuditAppend(ts, canonical(record), index_copies(record), chain_step)
+
+
 def append_line(path: Path, line: str) -> None:
     """Append one line and fsync it (and the directory when the file is new)."""
     new = not path.exists()
@@ -178,9 +184,7 @@ class AuditLog:
         resume: bool = False,
     ) -> Deferred[int]:
         try:
-            ts = format_ts(self._clock.seconds())
-            record = build_record(event, ts, fields)
-            entry = AuditAppend(ts, canonical(record), index_copies(record), chain_step)
+            entry = audit_entry(event, format_ts(self._clock.seconds()), fields)
         except (TypeError, ValueError) as exc:
             return fail(exc)  # a caller's bug, not an outage
         d = self._store.append_audit(entry, [w.job for w in with_writes])
@@ -272,7 +276,19 @@ class AuditLog:
         return d.addCallbacks(written, failed)
 
     def _tick(self) -> None:
-        self._background(self.checkpoint())
+        self._background(Deferred.fromCoroutine(self._checkpoint_newest()))
+
+    async def _checkpoint_newest(self, kind: CheckpointKind = "checkpoint") -> None:
+        """Checkpoint the newest link in the database, which may be newer than ours:
+        ``switchctl audit search`` appends its own record from another process."""
+        try:
+            newest = await self._store.audit_head()
+        except Exception:  # the checkpoint of our own head still helps
+            log.error("audit head unreadable before a checkpoint")
+            newest = None
+        if newest is not None and (self._head is None or newest.seq > self._head.seq):
+            self._head = newest
+        await self.checkpoint(kind)
 
     # -- retention
 
@@ -332,7 +348,7 @@ class AuditLog:
                 timer.stop()
         try:
             await self._store.flush()
-            await self.checkpoint("shutdown")
+            await self._checkpoint_newest("shutdown")
         finally:
             cancel_shutdown_trigger(self._reactor, self._shutdown)
             self._pool.stop()

@@ -1,17 +1,25 @@
 """``switchctl audit verify|search|export``: the audit trail straight from ``var/``.
 
-These open the database read-only and need only the public key, so they work whether or
-not the daemon runs and an auditor can run them on a copy (DESIGN §7). Output is one
-JSON object per line, ``{"seq", "hash", "record"}``, where ``record`` is the stored
-canonical JSON verbatim: an exported file can be re-chained independently.
+They need only the public key and work whether or not the daemon runs, so an auditor
+can run them on a copy (DESIGN §7). ``verify`` only reads. ``search`` and ``export`` are
+themselves audited: before reading, they append an ``audit.search``/``audit.export``
+record (who, where, which filters) to the chain they read, beside a running daemon or
+without one, and refuse when they cannot. Output is one JSON object per line,
+``{"seq", "hash", "record"}``, where ``record`` is the stored canonical JSON verbatim: an
+exported file can be re-chained independently.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import getpass
 import json
+import os
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,13 +27,15 @@ from typing import Any, TextIO
 from switch.audit.chain import (
     PUBLIC_KEY,
     AuditKeyError,
+    format_ts,
     index_copies,
     load_public_key,
     parse_ts,
 )
+from switch.audit.log import audit_entry
 from switch.audit.verify import verify
 from switch.store.interface import AuditQuery, AuditRow, StoreError
-from switch.store.sqlite import connect_reader, search_audit_rows
+from switch.store.sqlite import append_audit_now, connect_reader, search_audit_rows
 
 DEFAULT_DB = Path("var/switch.db")
 DEFAULT_KEYS = Path("var/keys")
@@ -105,12 +115,57 @@ def jsonl_line(row: AuditRow) -> str:
     return f'{{"seq":{row.seq},"hash":"{row.hash.hex()}","record":{row.record}}}\n'
 
 
-def _rows(args: argparse.Namespace) -> Iterator[AuditRow]:
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry: the uid says who
+        return f"uid {os.getuid()}"
+
+
+def _record_access(args: argparse.Namespace, query: AuditQuery, details: dict[str, object]) -> int:
+    """Append the ``audit.search``/``audit.export`` record before any row is read, so
+    that no search goes unrecorded; the filters go in a nested object, whose values get
+    no search copies (a search for a name finds that name's inquiries, not the searches)."""
+    filters = {k: v for k, v in dataclasses.asdict(query).items() if v is not None}
+    fields: dict[str, object] = {
+        "os_user": _os_user(),
+        "host": socket.gethostname(),
+        "filters": filters,
+        "limit": args.limit,
+        **details,
+    }
+    event = f"audit.{args.audit_command}"
+    try:
+        head = append_audit_now(Path(args.db), audit_entry(event, format_ts(time.time()), fields))
+    except StoreError as exc:
+        raise _fail(
+            f"{exc}; audit searches and exports are themselves audited (DESIGN §7), so "
+            "this one needs write access to the database: run it as the switch's user, "
+            "or on a writable copy"
+        ) from None
+    return head.seq
+
+
+def _rows(args: argparse.Namespace, details: dict[str, object]) -> Iterator[AuditRow]:
+    """Check the arguments and record the access now, then read lazily: nothing is
+    written anywhere (not even an empty export file) for a refused search."""
+    query = _query(args)
+    if args.limit is not None and args.limit < 0:
+        raise _fail("--limit must be 0 or more")
     conn = _open(args)
     try:
-        yield from search_audit_rows(conn, _query(args), args.limit)
-    finally:
+        _record_access(args, query, details)
+    except BaseException:
         conn.close()
+        raise
+
+    def read() -> Iterator[AuditRow]:
+        try:
+            yield from search_audit_rows(conn, query, args.limit)
+        finally:
+            conn.close()
+
+    return read()
 
 
 def _write_jsonl(rows: Iterator[AuditRow], out: TextIO) -> int:
@@ -161,20 +216,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    _write_jsonl(_rows(args), sys.stdout)
+    _write_jsonl(_rows(args, {}), sys.stdout)
     sys.stdout.flush()
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     out: TextIO
-    if args.output is None or str(args.output) == "-":
+    to_stdout = args.output is None or str(args.output) == "-"
+    rows = _rows(args, {"format": args.format, "output": "-" if to_stdout else str(args.output)})
+    if to_stdout:
         out = sys.stdout
     else:
-        out = Path(args.output).open("w", encoding="utf-8", newline="")
+        try:
+            out = Path(args.output).open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise _fail(f"{args.output}: cannot write ({exc.strerror})") from None
     try:
         writer = _write_csv if args.format == "csv" else _write_jsonl
-        count = writer(_rows(args), out)
+        count = writer(rows, out)
     finally:
         if out is not sys.stdout:
             out.close()

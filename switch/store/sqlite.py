@@ -547,6 +547,34 @@ def _append_audit(conn: sqlite3.Connection, entry: AuditAppend) -> AuditHead:
     return new
 
 
+def append_audit_now(path: Path, entry: AuditAppend) -> AuditHead:
+    """Append one record from another process (``switchctl audit search``), waiting for
+    the daemon's writer if it holds the write lock. Safe beside a running daemon: SQLite
+    serializes the two writers and each reads the chain head inside its own transaction.
+    Never creates the database; StoreError when it cannot be written."""
+    if not path.exists():
+        raise StoreError(f"{path}: no such database")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open for writing ({exc})") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            head = _append_audit(conn, entry)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return head
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot write ({exc})") from None
+    finally:
+        conn.close()
+
+
 def search_audit_rows(
     conn: sqlite3.Connection, query: AuditQuery, limit: int | None = None
 ) -> Iterator[AuditRow]:

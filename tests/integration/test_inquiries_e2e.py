@@ -7,12 +7,13 @@ a network refusing connections answers ``unavailable`` while the others answer f
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.gateway_harness import ApiError, Gateway, start_gateway
+from tests.integration.gateway_harness import BIN, ApiError, Gateway, start_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -62,21 +63,34 @@ def test_clean_carl_has_no_record(gw: Gateway) -> None:
 
 
 def test_audit_search_by_inquiry_id_finds_its_replies(gw: Gateway) -> None:
-    """`switchctl audit search --id` with an inquiry's id lists the inquiry record and
-    each network's reply record (they name it in ``in_reply_to``, an indexed copy)."""
+    """`switchctl audit search --id` with an inquiry's id, run beside the live daemon,
+    lists the inquiry record and each network's reply record (they name it in
+    ``in_reply_to``, an indexed copy); the search itself joins the daemon's chain as an
+    ``audit.search`` record, and the daemon's own records chain on after it."""
     result = _ask(gw, "person", {"name": "CLEAN, CARL", "dob": "1990-01-01"})
     inquiry = result["id"]
-    from switch.store.interface import AuditQuery
-    from switch.store.sqlite import connect_reader, search_audit_rows
-
-    conn = connect_reader(gw.root / "var" / "switch.db")
-    try:
-        rows = [json.loads(r.record) for r in search_audit_rows(conn, AuditQuery(id=inquiry))]
-    finally:
-        conn.close()
+    found = subprocess.run(
+        [str(BIN / "switchctl"), "audit", "search", "--id", inquiry],
+        capture_output=True, text=True, timeout=30, cwd=gw.root, check=False,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    rows = [json.loads(line)["record"] for line in found.stdout.splitlines()]
     assert [r["event"] for r in rows] == ["inquiry"] + ["reply"] * 4
     assert {r["network"] for r in rows[1:]} == {"local", "regional", "state", "national"}
     assert all(r["in_reply_to"] == inquiry and r["id"] for r in rows[1:])
+    _ask(gw, "gun", {"serial": "G1234567"})  # the daemon writes after the CLI did
+    exported = subprocess.run(
+        [str(BIN / "switchctl"), "audit", "export", "--since", rows[0]["ts"]],
+        capture_output=True, text=True, timeout=30, cwd=gw.root, check=False,
+    )  # fmt: skip
+    events = [json.loads(line)["record"]["event"] for line in exported.stdout.splitlines()]
+    assert events.count("audit.search") == 1 and events[-1] == "audit.export"
+    assert events.index("audit.search") < events.index("inquiry", 1)
+    verified = subprocess.run(
+        [str(BIN / "switchctl"), "audit", "verify"],
+        capture_output=True, text=True, timeout=30, cwd=gw.root, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout
 
 
 def test_vehicle_driver_and_gun(gw: Gateway) -> None:

@@ -282,7 +282,7 @@ def lines_of(out: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("flags", "seqs"),
     [
-        ([], list(range(1, 13))),
+        ([], list(range(1, 14))),  # 13: this search's own audit.search record
         (["--terminal", "DISPATCH1"], [1, 5, 9]),
         (["--operator", "demo"], [1, 7, 9]),
         (["--ori", "mo0480000"], [5]),
@@ -351,7 +351,7 @@ def test_export_jsonl_rechains(trail: Env) -> None:
     assert code == 0
     prev = GENESIS
     got = lines_of(out)
-    assert len(got) == 12
+    assert len(got) == 13 and got[-1]["record"]["event"] == "audit.export"
     for g in got:
         text = json.dumps(g["record"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         prev = chain_step(prev, g["seq"], text)
@@ -364,14 +364,72 @@ def test_export_csv(trail: Env, tmp_path: Path) -> None:
     code, _ = run(trail, "export", "--format", "csv", "--output", str(target))
     assert code == 0
     rows = list(csv.DictReader(target.open(newline="")))
-    assert len(rows) == 12
+    assert len(rows) == 13 and rows[-1]["event"] == "audit.export"
     assert rows[0]["event"] == "inquiry" and rows[0]["name"] == "DOE, JOHN A"
     assert rows[1]["ref_id"] == "Q0" and json.loads(rows[1]["record"])["network"] == "state"
 
 
+def test_search_and_export_are_audited(trail: Env, tmp_path: Path) -> None:
+    """Each search and export appends its own record (who, where, which filters) to the
+    chain before reading, and the chain still verifies."""
+    run(trail, "search", "--name", "doe", "--since", "2027-01-15T10:00Z", "--limit", "5")
+    run(trail, "export", "--format", "csv", "--output", str(tmp_path / "x.csv"), "--id", "Q1")
+    conn = sqlite3.connect(trail.store.path)
+    rows = conn.execute("SELECT seq, record, name, msg_id FROM audit_log WHERE seq > 12").fetchall()
+    conn.close()
+    assert [r[0] for r in rows] == [13, 14]
+    search, export = (json.loads(r[1]) for r in rows)
+    assert search["event"] == "audit.search" and export["event"] == "audit.export"
+    assert search["filters"] == {"name": "DOE", "since": "2027-01-15T10:00:00.000000Z"}
+    assert search["limit"] == 5 and search["os_user"] and search["host"]
+    assert export["filters"] == {"id": "Q1"} and export["limit"] is None
+    assert export["format"] == "csv" and export["output"] == str(tmp_path / "x.csv")
+    # the filters have no search copies: searching for a name finds no searches
+    assert all(r[2] is None and r[3] is None for r in rows)
+    assert verdict(trail)[0] == 0
+
+
+def test_unrecordable_search_is_refused(
+    trail: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the search cannot be recorded (here: a database SQLite reports read-only;
+    file modes do not stop root, who runs CI) it is refused with a one-line reason:
+    nothing is printed and no export file is created."""
+    from switch.store.interface import StoreError
+
+    def read_only(path: Path, entry: object) -> None:
+        raise StoreError(f"{path}: cannot write (attempt to write a readonly database)")
+
+    monkeypatch.setattr(cmd_audit, "append_audit_now", read_only)
+    with pytest.raises(Exception, match=r"readonly database.*themselves audited"):
+        run(trail, "search")
+    target = tmp_path / "never.csv"
+    with pytest.raises(Exception, match="themselves audited"):
+        run(trail, "export", "--format", "csv", "--output", str(target))
+    assert not target.exists()
+    monkeypatch.undo()
+    with pytest.raises(Exception, match="--limit"):
+        run(trail, "search", "--limit", "-1")
+    assert [g["seq"] for g in lines_of(run(trail, "search")[1])][-1] == 13
+
+
+def test_direct_append_never_creates_a_database(tmp_path: Path) -> None:
+    """The CLI's append refuses a path with no database rather than making an empty one."""
+    from switch.audit.log import audit_entry
+    from switch.store.interface import StoreError
+    from switch.store.sqlite import append_audit_now
+
+    entry = audit_entry("audit.search", "2027-01-15T00:00:00.000000Z", {})
+    with pytest.raises(StoreError, match="no such database"):
+        append_audit_now(tmp_path / "missing.db", entry)
+    assert not (tmp_path / "missing.db").exists()
+
+
 @pytest_twisted.ensureDeferred
 async def test_cli_reads_while_daemon_runs(tmp_path: Path, reactor: Any) -> None:
-    """verify and search work on the live database while the daemon holds it open."""
+    """verify and search work on the live database while the daemon holds it open; the
+    search's own record joins the daemon's chain, and the daemon's shutdown checkpoint
+    signs it."""
     env = await open_env(tmp_path, reactor)
     try:
         await env.audit.record("session.logon", {"terminal": "DISPATCH1", "operator": "demo"})
@@ -379,8 +437,12 @@ async def test_cli_reads_while_daemon_runs(tmp_path: Path, reactor: Any) -> None
         code, out = run(env, "verify")
         assert code == 0 and out.startswith("OK: 1 records")
         assert [g["seq"] for g in lines_of(run(env, "search", "--operator", "demo")[1])] == [1]
+        assert await env.audit.record("session.logoff", {"operator": "demo"}) == 3
+        run(env, "search", "--id", "nothing")  # seq 4: newer than anything the daemon wrote
     finally:
         await close_env(env)
+    code, out = verdict(env)
+    assert code == 0 and "4 records" in out and "last checkpoint seq 4 (shutdown" in out
 
 
 @pytest_twisted.ensureDeferred
