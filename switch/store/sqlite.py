@@ -91,25 +91,119 @@ class _Unknown:
 _UNKNOWN: Final = _Unknown()
 
 
+#: Rows per multi-row INSERT, and SQLite's limit on ? parameters per statement.
+_MAX_ROWS_PER_INSERT: Final = 500
+_MAX_PARAMETERS: Final = 32766
+
+
 class WriterConnection(sqlite3.Connection):
-    """The write connection, remembering the audit chain's head within the open
-    transaction, so that a batch of audit records reads it once instead of once per
-    record. The writer forgets it at every BEGIN and whenever a job is rolled back, so a
-    remembered head is always the newest row this transaction holds."""
+    """The write connection. Within the open transaction it remembers the audit chain's
+    head and the next mailbox seq (a batch reads each once, not once per row), and it
+    holds back the single-row INSERTs of the hot path (:func:`_insert`) to run them as
+    one multi-row statement per table. Python's sqlite3 releases and re-takes the GIL
+    around every statement, and while the reactor thread is busy every re-take waits for
+    it: at 700 inquiries/s fifteen one-row statements per inquiry kept this thread
+    waiting for most of its wall time and the commits queued behind it.
+
+    Any other statement flushes the held rows first, so a job reads what earlier jobs
+    wrote; ``ROLLBACK`` and ``ROLLBACK TO`` discard them with the work they belonged to.
+    The writer forgets everything whenever a job or a transaction is rolled back, so
+    what is remembered always describes this transaction. Only the audit head is
+    forgotten at every BEGIN, as ``switchctl audit search`` appends from another
+    process; the mailbox seq carries over from a commit, as only this connection
+    writes the mailbox."""
 
     audit_head: AuditHead | _Unknown = _UNKNOWN
+    mailbox_next: int | None = None
+    _mailbox_committed: int | None = None
+    _held: dict[tuple[str, str, int], list[Sequence[object]]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held = {}
+
+    def began(self) -> None:
+        """A transaction starts: what the last commit left is still true."""
+        self.audit_head = _UNKNOWN
+        self.mailbox_next = self._mailbox_committed
+        self._held = {}
+
+    def committed(self) -> None:
+        self._mailbox_committed = self.mailbox_next
+
+    def hold(self, head: str, tail: str, row: Sequence[object]) -> None:
+        """Insert ``row`` with ``head VALUES (?, ...) tail`` at the next flush."""
+        key = (head, tail, len(row))
+        rows = self._held.get(key)
+        if rows is None:
+            self._held[key] = [row]
+        else:
+            rows.append(row)
+
+    def flush(self) -> None:
+        """Run the held rows, in order within each statement. On failure the rows not
+        yet run are dropped too: the caller rolls the transaction (or job) back."""
+        if not self._held:
+            return
+        held, self._held = self._held, {}
+        for (head, tail, width), rows in held.items():
+            one = "(" + ", ".join("?" * width) + ")"
+            per = max(1, min(_MAX_ROWS_PER_INSERT, _MAX_PARAMETERS // width))
+            for start in range(0, len(rows), per):
+                chunk = rows[start : start + per]
+                values = one if len(chunk) == 1 else ", ".join([one] * len(chunk))
+                super().execute(f"{head} VALUES {values}{tail}", [v for r in chunk for v in r])
+
+    def forget(self) -> None:
+        """After a rollback: drop everything remembered and the rows held back."""
+        self.audit_head = _UNKNOWN
+        self.mailbox_next = self._mailbox_committed = None
+        self._held = {}
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self._held:
+            if sql.startswith("ROLLBACK"):
+                self._held = {}
+            else:
+                self.flush()
+        return super().execute(sql, parameters)
+
+    def peek(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        """A read that the rows held now cannot change: run without flushing them."""
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        self.flush()
+        return super().executemany(sql, parameters)
 
 
-def _forget_audit_head(conn: sqlite3.Connection) -> None:
+def _forget(conn: sqlite3.Connection) -> None:
     if isinstance(conn, WriterConnection):
-        conn.audit_head = _UNKNOWN
+        conn.forget()
+
+
+def _flush(conn: sqlite3.Connection) -> None:
+    if isinstance(conn, WriterConnection):
+        conn.flush()
+
+
+def _insert(conn: sqlite3.Connection, head: str, tail: str, row: Sequence[object]) -> None:
+    """``head VALUES (row) tail``: held back on the writer connection, else run now."""
+    if isinstance(conn, WriterConnection):
+        conn.hold(head, tail, row)
+    else:
+        conn.execute(f"{head} VALUES ({', '.join('?' * len(row))}){tail}", row)
 
 
 def connect_writer(path: Path) -> sqlite3.Connection:
     """The one read-write connection: WAL, synchronous=FULL, explicit transactions."""
     _create_private(path)
     conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, factory=WriterConnection
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=WriterConnection,
+        cached_statements=512,  # multi-row INSERTs: one statement per row count
     )
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -336,6 +430,7 @@ class _Writer:
             conn.execute("COMMIT")
         except Exception as exc:
             err = _store_error(exc)
+            _forget(conn)
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
@@ -343,6 +438,8 @@ class _Writer:
             for job, _, _ in results:
                 self._fire(job.deferred, False, err)
             return
+        if isinstance(conn, WriterConnection):
+            conn.committed()
         self.commits += 1
         self.jobs += sum(1 for _, ok, _ in results if ok)
         if self._on_commit is not None:
@@ -352,10 +449,12 @@ class _Writer:
         self._reactor.callFromThread(_fire_all, results)
 
     def _begin(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> bool:
-        _forget_audit_head(conn)
+        if isinstance(conn, WriterConnection):
+            conn.began()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except Exception as exc:
+            _forget(conn)
             err = _store_error(exc)
             for job in batch:
                 self._fire(job.deferred, False, err)
@@ -367,20 +466,21 @@ class _Writer:
         conn: sqlite3.Connection, batch: list[_Job[Any]]
     ) -> list[tuple[_Job[Any], bool, Any]] | None:
         """Every job in the open transaction without savepoints (the usual case: none
-        fails, and each savepoint costs two statements); None, with the transaction
-        rolled back, as soon as one fails."""
+        fails, and each savepoint costs two statements), then the rows they held back;
+        None, with the transaction rolled back, as soon as anything fails."""
         results: list[tuple[_Job[Any], bool, Any]] = []
-        for job in batch:
-            try:
-                value = job.fn(conn)
-            except Exception:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # already rolled back by SQLite
-                return None
-            results.append((job, True, value))
+        try:
+            for job in batch:
+                results.append((job, True, job.fn(conn)))
+            _flush(conn)
+        except Exception:
+            _forget(conn)
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # already rolled back by SQLite
+            return None
         return results
 
     def _run_isolated(
@@ -394,8 +494,9 @@ class _Writer:
                 conn.execute("SAVEPOINT job")
                 try:
                     value = job.fn(conn)
+                    _flush(conn)  # inside its savepoint: a bad held row fails its job
                 except BaseException:
-                    _forget_audit_head(conn)
+                    _forget(conn)
                     if conn.in_transaction:
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
@@ -515,10 +616,13 @@ def _confirmation(row: Sequence[Any]) -> ConfirmationRecord:
 
 def audit_head(conn: sqlite3.Connection) -> AuditHead | None:
     """The newest chain link: the last row, else the retention anchor, else None."""
-    row = conn.execute("SELECT seq, hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    # On the writer, only read while no audit row is held (the head is then unknown),
+    # so held rows of other tables need not be flushed first.
+    run = conn.peek if isinstance(conn, WriterConnection) else conn.execute
+    row = run("SELECT seq, hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     if row is not None:
         return AuditHead(row[0], bytes(row[1]), row[2])
-    anchor = conn.execute("SELECT line FROM audit_anchor WHERE id = 1").fetchone()
+    anchor = run("SELECT line FROM audit_anchor WHERE id = 1").fetchone()
     if anchor is None:
         return None
     data = json.loads(anchor[0])
@@ -526,8 +630,7 @@ def audit_head(conn: sqlite3.Connection) -> AuditHead | None:
 
 
 _AUDIT_INSERT: Final = (
-    f"INSERT INTO audit_log (seq, ts, record, hash, {', '.join(AUDIT_INDEX_COLUMNS)})"  # noqa: S608
-    f" VALUES (?, ?, ?, ?, {', '.join('?' for _ in AUDIT_INDEX_COLUMNS)})"
+    f"INSERT INTO audit_log (seq, ts, record, hash, {', '.join(AUDIT_INDEX_COLUMNS)})"
 )
 
 
@@ -537,8 +640,10 @@ def _append_audit(conn: sqlite3.Connection, entry: AuditAppend) -> AuditHead:
     prev, seq = (head.hash, head.seq + 1) if head is not None else (_GENESIS, 1)
     digest = entry.chain(prev, seq, entry.record)
     index = entry.index
-    conn.execute(
+    _insert(
+        conn,
         _AUDIT_INSERT,
+        "",
         (seq, entry.ts, entry.record, digest, *[index.get(c) for c in AUDIT_INDEX_COLUMNS]),
     )
     new = AuditHead(seq, digest, entry.ts)
@@ -573,6 +678,23 @@ def append_audit_now(path: Path, entry: AuditAppend) -> AuditHead:
         raise StoreError(f"{path}: cannot write ({exc})") from None
     finally:
         conn.close()
+
+
+_NOTHING: Final = " ON CONFLICT DO NOTHING"
+_MAILBOX_INSERT: Final = "INSERT INTO mailbox (seq, terminal, kind, item, created)"
+
+
+def _next_mailbox_seq(conn: sqlite3.Connection) -> int:
+    """The seq AUTOINCREMENT would give the next mailbox row, counting rows held back:
+    the item's seq is its SSE event id, needed before the row is written."""
+    seq = getattr(conn, "mailbox_next", None)
+    if seq is None:  # no mailbox row is held: what is held cannot change the answer
+        run = conn.peek if isinstance(conn, WriterConnection) else conn.execute
+        row = run("SELECT seq FROM sqlite_sequence WHERE name = 'mailbox'").fetchone()
+        seq = (int(row[0]) if row is not None else 0) + 1
+    if isinstance(conn, WriterConnection):
+        conn.mailbox_next = seq + 1
+    return int(seq)
 
 
 def search_audit_rows(
@@ -1046,12 +1168,9 @@ class SQLiteStore:
         text = _json(item)
 
         def job(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "INSERT INTO mailbox (terminal, kind, item, created) VALUES (?, ?, ?, ?)",
-                (terminal, kind, text, now),
-            )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+            seq = _next_mailbox_seq(conn)
+            _insert(conn, _MAILBOX_INSERT, "", (seq, terminal, kind, text, now))
+            return seq
 
         return job
 
@@ -1086,9 +1205,10 @@ class SQLiteStore:
         state = _json(inquiry.state)
 
         def job(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO inquiries (id, terminal, created, updated, state)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            _insert(
+                conn,
+                "INSERT INTO inquiries (id, terminal, created, updated, state)",
+                " ON CONFLICT (id) DO UPDATE SET"
                 " state = excluded.state, updated = excluded.updated",
                 (inquiry.id, inquiry.terminal, inquiry.created, now, state),
             )
@@ -1112,12 +1232,11 @@ class SQLiteStore:
         rows = [(link, id, now) for link, id in entries]
 
         def job(conn: sqlite3.Connection) -> int:
+            _flush(conn)
             before = conn.total_changes
-            conn.executemany(
-                "INSERT INTO duplicates (link, id, first_seen) VALUES (?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                rows,
-            )
+            for row in rows:
+                _insert(conn, "INSERT INTO duplicates (link, id, first_seen)", _NOTHING, row)
+            _flush(conn)  # now, to count what was new
             return conn.total_changes - before
 
         return self.write(job)

@@ -26,7 +26,13 @@ from switch.store import (
 )
 from switch.store.interface import AUDIT_INDEX_COLUMNS, AuditAppend
 from switch.store.schema import SCHEMA_VERSION
-from switch.store.sqlite import _append_audit, connect_reader
+from switch.store.sqlite import (
+    _MAILBOX_INSERT,
+    _append_audit,
+    _insert,
+    connect_reader,
+    connect_writer,
+)
 
 
 @pytest_twisted.async_yield_fixture
@@ -217,6 +223,107 @@ async def test_audit_chain_survives_failing_jobs_in_its_batch(store: SQLiteStore
         assert bytes(digest) == chain_step(prev, seq, record)
         prev = bytes(digest)
     assert sorted(json.loads(r)["n"] for _, r, _ in rows) == list(range(300))
+
+
+def _traced_store(reactor: Any, path: Path, statements: list[str]) -> SQLiteStore:
+    """A store whose writer connection records every statement it runs."""
+
+    def connect() -> sqlite3.Connection:
+        conn = connect_writer(path)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    return SQLiteStore(reactor, path, connect=connect)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_inserts_one_statement_per_table(tmp_path: Path, reactor: Any) -> None:
+    """The writer holds back the single-row INSERTs of a batch and runs them as one
+    multi-row statement per table (up to 500 rows each; 600 here): every statement costs the
+    writer thread a wait for the GIL. What is written is what one row at a time wrote:
+    mailbox seqs in AUTOINCREMENT order, a whole audit chain, the last inquiry state."""
+    statements: list[str] = []
+    store = _traced_store(reactor, tmp_path / "switch.db", statements)
+    await store.start()
+    try:
+        await store.mailbox_put("T", "reply", {"n": -1}, 1.0)  # seq 1, an earlier commit
+        statements.clear()
+        before = store.commits
+        ds: list[Any] = []
+        for n in range(600):
+            ds.append(store.append_audit(_audit_entry(n)))
+            ds.append(store.mailbox_put("T", "reply", {"n": n}, 1.0))
+            state = {"n": n}
+            ds.append(store.save_inquiry(InquiryRecord(f"Q{n % 50}", "T", 1.0, state), 2.0))
+        results = await DeferredList(ds, fireOnOneErrback=True)
+        assert store.commits - before == 1
+        inserts = [x.split(" (")[0] for x in statements if x.startswith("INSERT")]
+        assert (
+            sorted(inserts)
+            == ["INSERT INTO audit_log"] * 2
+            + ["INSERT INTO inquiries"] * 2
+            + ["INSERT INTO mailbox"] * 2
+        )
+        assert [v for _, v in results[1::3]] == list(range(2, 602))  # mailbox seqs
+        items = await store.mailbox_since("T", 1, 1000)
+        assert [(i.seq, i.item["n"]) for i in items] == [(n + 2, n) for n in range(600)]
+        assert await store.mailbox_put("T", "reply", {"n": 600}, 1.0) == 602
+        rows = await store.read(
+            lambda c: list(c.execute("SELECT seq, record, hash FROM audit_log ORDER BY seq"))
+        )
+        prev = GENESIS
+        for seq, record, digest in rows:
+            assert bytes(digest) == chain_step(prev, seq, record)
+            prev = bytes(digest)
+        assert len(rows) == 600
+        saved = await store.load_inquiry("Q7")
+        assert saved is not None and saved.state == {"n": 557}  # the batch's last write
+    finally:
+        await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_jobs_read_rows_held_by_earlier_jobs(store: SQLiteStore) -> None:
+    """A held row is written before any other statement runs, so a later job of the
+    same batch sees it."""
+
+    def count(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT count(*) FROM mailbox").fetchone()[0])
+
+    ds = [store.mailbox_put("T", "reply", {"n": n}, 1.0) for n in range(3)]
+    seen = store.write(count)
+    await DeferredList(ds, fireOnOneErrback=True)
+    assert await seen == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bad_held_row_fails_only_its_job(store: SQLiteStore) -> None:
+    """A held row that breaks a constraint fails when the batch flushes; the batch runs
+    again job by job and only the job that held it fails. Mailbox seqs handed out in
+    the failed attempt are handed out again, so none is skipped or doubled."""
+    first = await store.mailbox_put("T", "reply", {"n": 0}, 1.0)
+
+    def clash(conn: sqlite3.Connection) -> None:
+        _insert(conn, _MAILBOX_INSERT, "", (first, "T", "reply", "{}", 1.0))
+
+    ds = [store.mailbox_put("T", "reply", {"n": 1}, 1.0), store.write(clash)]
+    ds.append(store.mailbox_put("T", "reply", {"n": 2}, 1.0))
+    results = await DeferredList(ds, consumeErrors=True)
+    assert [ok for ok, _ in results] == [True, False, True]
+    assert results[1][1].check(StoreError)
+    assert [results[0][1], results[2][1]] == [first + 1, first + 2]
+    items = await store.mailbox_since("T", 0, 10)
+    assert [(i.seq, i.item) for i in items] == [
+        (first, {"n": 0}), (first + 1, {"n": 1}), (first + 2, {"n": 2})
+    ]  # fmt: skip
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_duplicates_in_one_job(store: SQLiteStore) -> None:
+    """More rows than one multi-row statement takes are written in chunks and counted."""
+    entries = [("local", f"ID{i}") for i in range(1234)]
+    assert await store.remember_duplicates(entries, 1.0) == 1234
+    assert await store.remember_duplicates([*entries[:600], ("local", "NEW")], 1.0) == 1
 
 
 @pytest_twisted.ensureDeferred
