@@ -231,6 +231,37 @@ def test_concurrent_answers_complete_the_inquiry_once() -> None:
 
 
 @pytest.mark.usefixtures("reactor")
+def test_last_answer_completes_while_others_are_being_committed() -> None:
+    """The last answer brings inquiry_complete into its own commit even while earlier
+    answers are still being committed (they are, at any rate: the commit interval
+    gathers an inquiry's answers), instead of a third commit after them. The store
+    commits in submission order, so the earlier answers' callbacks run first; the
+    waiter fires only once every answer is committed."""
+    clock, links, audit, box = (
+        Clock(),
+        FakeLinks({"local", "state", "national"}),
+        SlowAudit(),
+        FakeMailbox(),
+    )
+    engine = InquiryEngine(clock, links, audit, box, timeout=30.0)
+    progress = Deferred.fromCoroutine(
+        engine.submit(_inquiry(("local", "state", "national")), "T")
+    ).result
+    waiter = engine.wait(progress, 10)
+    answers = [
+        engine.on_reply(n, _hit(n, in_reply_to="Q1")) for n in ("local", "state", "national")
+    ]
+    # submitted with the last answer, before anything is committed
+    assert [k for _, k, _ in box.items] == ["reply", "reply", "reply", "inquiry_complete"]
+    for n, d in enumerate(audit.pending):
+        assert not waiter.called
+        d.callback(n + 1)
+    assert waiter.called and all(a.called for a in answers)
+    assert [e for e, _ in audit.events].count("reply") == 3
+    assert [k for _, k, _ in box.items].count("inquiry_complete") == 1
+
+
+@pytest.mark.usefixtures("reactor")
 def test_last_answer_brings_inquiry_complete_into_its_commit() -> None:
     """The answer that completes the inquiry submits inquiry_complete with its own
     writes (one group commit, not two); its ACK waits for all three. If that commit
