@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,63 @@ SECTION = "## Inquiries"
 
 
 @dataclass
+class Inside:
+    """Where an inquiry's time went inside the gateway, from the timestamps of its own
+    audit records (``ts`` is taken when a record is built, before its commit): from the
+    inquiry record to the first and to the last network answer received. The rest of
+    the latency at the client is before the inquiry record (the request's turn on the
+    reactor) and after the last answer (its commit, the response)."""
+
+    inquiries: int
+    first_p50: float
+    last_p50: float
+    last_p99: float
+
+
+def inside_spans(db: Path, since: float, until: float) -> Inside | None:
+    """:class:`Inside` for the inquiries recorded between ``since`` and ``until`` (POSIX
+    seconds) that got every answer, read from the audit table (read-only)."""
+    from switch.store.sqlite import connect_reader
+    from switch.utc import TS_FORMAT, format_ts
+
+    def seconds(ts: str) -> float:
+        return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=UTC).timestamp()
+
+    conn = connect_reader(db)
+    try:
+        rows = conn.execute(
+            "SELECT record FROM audit_log WHERE ts >= ? AND ts < ?",
+            (format_ts(since), format_ts(until + 60.0)),
+        ).fetchall()
+    finally:
+        conn.close()
+    asked: dict[str, tuple[float, int]] = {}
+    answers: dict[str, list[float]] = {}
+    end = format_ts(until)
+    for (text,) in rows:
+        record = json.loads(text)
+        if record["event"] == "inquiry" and record["ts"] < end:
+            asked[record["id"]] = (seconds(record["ts"]), len(record["networks"]))
+        elif record["event"] == "reply" and not record.get("late"):
+            answers.setdefault(record["in_reply_to"], []).append(seconds(record["ts"]))
+    first, last = [], []
+    for inquiry, (at, networks) in asked.items():
+        times = answers.get(inquiry, [])
+        if len(times) == networks:
+            first.append(min(times) - at)
+            last.append(max(times) - at)
+    if not last:
+        return None
+    first.sort()
+    last.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(q / 100 * len(values)))]
+
+    return Inside(len(last), pct(first, 50), pct(last, 50), pct(last, 99))
+
+
+@dataclass
 class Phase:
     """One driver run and the CPU every process spent during it."""
 
@@ -80,6 +138,7 @@ class Phase:
     wall: float
     offered: float | None = None  # requests/s for open loop, None for closed loop
     commits: float | None = None  # store commits (group-commit batches) in the phase
+    inside: Inside | None = None  # from the gateway's audit records
 
     def commits_per(self) -> str:
         done = self.result.answered
@@ -143,21 +202,26 @@ async def drive(
     args: argparse.Namespace,
     saturation: bool = True,
     commits: Any = None,
+    inside: Any = None,
 ) -> None:
     """Warm up, measure idle CPU, saturation (closed loop), then every open-loop rate.
-    ``commits()``, when given, reads the store's commit count (fsyncs) around each phase."""
+    ``commits()``, when given, reads the store's commit count (fsyncs) around each phase;
+    ``inside(since, until)``, when given, gives the phase's :class:`Inside`."""
 
     meter = CpuMeter(pids)
 
     async def phase(run: Any, offered: float | None = None) -> Phase:
         """One measured phase: CPU, wall time and store commits around ``run``."""
         before = float(commits()) if commits is not None else None
+        since = time.time()
         meter.start()
         res = await run
         meter.stop()
         measured = Phase(res, dict(meter.used), meter.wall, offered)
         if before is not None:
             measured.commits = float(commits()) - before
+        if inside is not None:
+            measured.inside = inside(since, time.time())
         print(f"  {res.summary()}\n    CPU: {meter.shares()}", flush=True)
         await settle(main)
         return measured
@@ -489,6 +553,29 @@ def report(
             f"{g.commits_per() if g else 'n/a'} | {_us(r, 'relay')} | "
             f"{_errors(gr)} / {_errors(rr)} |"
         )
+    spans = [(rate, gateway.open[rate]) for rate in args.rates if rate in gateway.open]
+    spans = [(rate, g) for rate, g in spans if g.inside is not None]
+    if spans:
+        lines += [
+            "",
+            "Inside the gateway, from its own audit records (`ts` is taken when a record is "
+            "built): time from an inquiry's record to the first and the last network answer "
+            "received. The rest of the gateway's latency lies before the inquiry record (the "
+            "request waiting for the reactor) and after the last answer (its commit, the "
+            "response); the inquiry's own commit comes before anything is sent, so it is "
+            "inside the span:",
+            "",
+            "| offered /s | inquiries | record -> first answer p50 ms |"
+            " record -> last answer p50 ms | p99 ms | gateway p50 minus last-answer p50 ms |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for rate, g in spans:
+            i = g.inside
+            assert i is not None
+            lines.append(
+                f"| {rate:g} | {i.inquiries} | {_ms(i.first_p50)} | {_ms(i.last_p50)} | "
+                f"{_ms(i.last_p99)} | {_ms(g.result.pct(50) - i.last_p50)} |"
+            )
     if nodelay.open:
         lines += [
             "",
@@ -759,6 +846,9 @@ def main(argv: list[str] | None = None) -> int:
                     pids,
                     args,
                     commits=lambda: gw.metric("switch_audit_commit_seconds_count"),
+                    inside=lambda since, until: inside_spans(
+                        gw.root / "var" / "switch.db", since, until
+                    ),
                 )
             )
 
