@@ -217,6 +217,7 @@ class InquiryEngine:
                 "fields": dict(inquiry.fields),
                 "networks": list(inquiry.networks),
             },
+            gather=False,  # nothing comes with it, and the fan-out waits for it
         )
         # One control number for every network of the inquiry: a copy of the inquiry
         # per network would cost more than the rest of its way to the link.

@@ -36,10 +36,15 @@ class AuditSink(Protocol):
         event: str,
         fields: Mapping[str, object],
         with_writes: Sequence[CompanionWrite] = (),
+        *,
+        gather: bool = True,
     ) -> Deferred[int]:
         """Append one event (``event`` is its type, e.g. ``session.logon``), and commit
         ``with_writes`` in the same transaction; fires with its sequence number once
-        committed, or fails with AuditUnavailable (and then none of them exists)."""
+        committed, or fails with AuditUnavailable (and then none of them exists).
+        ``gather=False``: no other write is expected with it, so its commit need not
+        wait the store's commit interval for company (the inquiry record, which holds
+        back the fan-out)."""
         ...
 
     @property
@@ -66,6 +71,8 @@ class MemoryAudit:
         event: str,
         fields: Mapping[str, object],
         with_writes: Sequence[CompanionWrite] = (),
+        *,
+        gather: bool = True,
     ) -> Deferred[int]:
         if self.fail:
             return fail(AuditUnavailable("audit write failed"))

@@ -170,10 +170,12 @@ class AuditLog:
         event: str,
         fields: Mapping[str, object],
         with_writes: Sequence[CompanionWrite] = (),
+        *,
+        gather: bool = True,
     ) -> Deferred[int]:
         if not self._running:
             return fail(AuditUnavailable("audit log is not running"))
-        return self._append(event, fields, with_writes)
+        return self._append(event, fields, with_writes, gather=gather)
 
     def _append(
         self,
@@ -182,12 +184,13 @@ class AuditLog:
         with_writes: Sequence[CompanionWrite] = (),
         *,
         resume: bool = False,
+        gather: bool = True,
     ) -> Deferred[int]:
         try:
             entry = audit_entry(event, format_ts(self._clock.seconds()), fields)
         except (TypeError, ValueError) as exc:
             return fail(exc)  # a caller's bug, not an outage
-        d = self._store.append_audit(entry, [w.job for w in with_writes])
+        d = self._store.append_audit(entry, [w.job for w in with_writes], gather=gather)
         return d.addCallbacks(self._committed, self._failed, callbackArgs=(resume, with_writes))
 
     def _committed(

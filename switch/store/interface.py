@@ -283,11 +283,13 @@ class Store(Protocol):
 
     # -- audit log (used only by switch.audit)
     def append_audit(
-        self, entry: AuditAppend, with_jobs: Sequence[StoreJob] = ()
+        self, entry: AuditAppend, with_jobs: Sequence[StoreJob] = (), *, gather: bool = True
     ) -> Deferred[tuple[AuditHead, list[Any]]]:
         """Append one record in commit order, and run ``with_jobs`` in the same
         transaction (the writes the record vouches for: one commit, all or nothing);
-        fires with the record's seq and hash and the jobs' results once committed."""
+        fires with the record's seq and hash and the jobs' results once committed.
+        ``gather=False``: the commit need not wait for more writes (group commit may
+        hold a commit briefly so that writes arriving together share it)."""
         ...
 
     def audit_head(self) -> Deferred[AuditHead | None]: ...

@@ -260,7 +260,8 @@ class _Job(Generic[T]):
 
 
 _STOP: Final = object()
-#: What the reactor hands the writer in one go: (hand-over time, the jobs of one turn).
+#: What the reactor hands the writer in one go: (the monotonic time before which its
+#: commit should not start, the jobs of one turn).
 _Batch = tuple[float, list[_Job[Any]]]
 
 
@@ -280,9 +281,10 @@ class _Writer:
         self._commit_interval = commit_interval
         self._last_commit = -commit_interval
         self._clock = cast(IReactorTime, reactor)
-        # (hand-over time, jobs): lists handed over whole (see submit), or the stop marker.
+        # (not before, jobs): lists handed over whole (see submit), or the stop marker.
         self._queue: queue.SimpleQueue[_Batch | object] = queue.SimpleQueue()
         self._pending: list[_Job[Any]] = []
+        self._gather = False  # a pending job waits for companions (submit's gather)
         self._handover: IDelayedCall | None = None
         self._thread: threading.Thread | None = None
         self.commits = 0  # batches committed (tests, the benchmark)
@@ -296,14 +298,16 @@ class _Writer:
         self._thread.start()
         return started
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+    def submit(self, fn: Callable[[sqlite3.Connection], T], gather: bool = True) -> Deferred[T]:
         """Queue a job. Jobs submitted in one turn of the reactor go to the thread
         together at the start of the next, so that they share a commit: handed over one
         by one, the first would wake the thread and often commit alone (a reply's audit
         record and its mailbox item in two fsyncs), and every commit costs the reactor
-        another wake-up. Nothing waits on a timer: the hand-over is the next turn."""
+        another wake-up. Nothing waits on a timer: the hand-over is the next turn.
+        ``gather``: the commit waits the commit interval for what arrives meanwhile."""
         d: Deferred[T] = Deferred()
         self._pending.append(_Job(fn, d))
+        self._gather = self._gather or gather
         if self._handover is None:
             self._handover = self._clock.callLater(0, self._hand_over)
         return d
@@ -311,8 +315,10 @@ class _Writer:
     def _hand_over(self) -> None:
         self._handover = None
         jobs, self._pending = self._pending, []
+        gather, self._gather = self._gather, False
         if jobs:
-            self._queue.put((time.monotonic(), jobs))
+            wait = self._commit_interval if gather else 0.0
+            self._queue.put((time.monotonic() + wait, jobs))
 
     def stop(self) -> Deferred[None]:
         """Queue the stop marker after every pending job; fires when the thread is done."""
@@ -376,14 +382,15 @@ class _Writer:
         while not stopping:
             batch: list[_Job[Any]] = []
             item = self._queue.get()
-            # A commit starts no sooner than the interval after its first write arrived,
-            # nor within the interval after the last commit started: it gathers what
-            # arrives meanwhile (an inquiry's answers from four networks then share one
-            # fsync and one reactor wake-up). Under load the first write has usually
-            # waited out the interval during the previous commit, so nothing sleeps.
+            # A commit starts no sooner than the interval after its first write arrived
+            # (unless nothing in it gathers), nor within the interval after the last
+            # commit started: it gathers what arrives meanwhile (an inquiry's answers
+            # from four networks then share one fsync and one reactor wake-up). Under
+            # load the first write has usually waited out the interval during the
+            # previous commit, so nothing sleeps.
             if item is not _STOP:
-                first = cast(_Batch, item)[0]
-                start = max(first, self._last_commit) + self._commit_interval
+                not_before = cast(_Batch, item)[0]
+                start = max(not_before, self._last_commit + self._commit_interval)
                 wait = start - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
@@ -834,11 +841,14 @@ class SQLiteStore:
 
     # -- generic access (SQLite specific: the store's own methods and tests use these)
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
-        """Run ``fn`` in the writer thread inside the next group commit."""
+    def write(self, fn: Callable[[sqlite3.Connection], T], *, gather: bool = True) -> Deferred[T]:
+        """Run ``fn`` in the writer thread inside the next group commit. ``gather=False``:
+        its commit need not wait the commit interval for more writes (a lone write that
+        something waits for, such as an inquiry's record before its fan-out); it still
+        shares the commit with whatever is pending."""
         if not self._running:
             return fail(StoreError("store is not running"))
-        return self._writer.submit(fn)
+        return self._writer.submit(fn, gather)
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
         """Run ``fn`` on a read-only connection in the read pool."""
@@ -1341,12 +1351,12 @@ class SQLiteStore:
     # -- audit
 
     def append_audit(
-        self, entry: AuditAppend, with_jobs: Sequence[StoreJob] = ()
+        self, entry: AuditAppend, with_jobs: Sequence[StoreJob] = (), *, gather: bool = True
     ) -> Deferred[tuple[AuditHead, list[Any]]]:
         def job(conn: sqlite3.Connection) -> tuple[AuditHead, list[Any]]:
             return _append_audit(conn, entry), [j(conn) for j in with_jobs]
 
-        return self.write(job)
+        return self.write(job, gather=gather)
 
     def audit_head(self) -> Deferred[AuditHead | None]:
         return self.read(audit_head)

@@ -197,14 +197,18 @@ class SlowAudit(MemoryAudit):
     def __init__(self) -> None:
         super().__init__()
         self.pending: list[Deferred[int]] = []
+        self.gathers: list[bool] = []  # each record's gather flag
 
     def record(
         self,
         event: str,
         fields: Mapping[str, object],
         with_writes: Sequence[CompanionWrite] = (),
+        *,
+        gather: bool = True,
     ) -> Deferred[int]:
         self.events.append((event, dict(fields)))
+        self.gathers.append(gather)
         if event == "inquiry":
             return succeed(len(self.events))
         d: Deferred[int] = Deferred()
@@ -257,6 +261,8 @@ def test_last_answer_completes_while_others_are_being_committed() -> None:
         assert not waiter.called
         d.callback(n + 1)
     assert waiter.called and all(a.called for a in answers)
+    # the inquiry record commits without waiting for company; answers gather
+    assert audit.gathers == [False, True, True, True]
     assert [e for e, _ in audit.events].count("reply") == 3
     assert [k for _, k, _ in box.items].count("inquiry_complete") == 1
 

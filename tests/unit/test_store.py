@@ -189,6 +189,26 @@ async def test_commit_interval_gathers_after_a_quiet_spell_too(
         await store.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_write_that_does_not_gather_commits_at_once(tmp_path: Path, reactor: Any) -> None:
+    """``gather=False`` (a lone write that something waits for): after a quiet spell
+    its commit starts at once instead of waiting the commit interval for company; the
+    interval after the last commit still holds."""
+    store = SQLiteStore(reactor, tmp_path / "g.db", commit_interval=2.0)
+    await store.start()
+    try:
+        await deferLater(reactor, 0.1, lambda: None)  # no commit has started yet
+        started = reactor.seconds()
+        assert await store.write(lambda c: 1, gather=False) == 1
+        assert reactor.seconds() - started < 2.0  # did not wait the interval
+        later = reactor.seconds()
+        second = store.write(lambda c: 2, gather=False)  # within 2 s of the last commit
+        assert await second == 2
+        assert reactor.seconds() - later >= 1.5
+    finally:
+        await store.stop()
+
+
 def _audit_entry(n: int) -> AuditAppend:
     record = canonical({"event": "test", "ts": "2026-11-29T00:00:00.000000Z", "n": n})
     index = dict.fromkeys(AUDIT_INDEX_COLUMNS)
