@@ -366,9 +366,12 @@ class InquiryEngine:
         *,
         late: bool,
         complete: dict[str, Any] | None = None,
+        gather: bool = True,
     ) -> Deferred[int]:
         """The reply's audit record with its mailbox item (and the inquiry_complete
-        item, when this reply completes the inquiry) in the same transaction."""
+        item, when this reply completes the inquiry) in the same transaction.
+        ``gather=False`` when no other answer to the inquiry is due: its commit need
+        not wait for more."""
         item = {"inquiry": inquiry_id, "late": late, **reply_json(reply)}
         writes = [self._mailbox.prepare(terminal, "reply", item)]
         if complete is not None:
@@ -387,6 +390,7 @@ class InquiryEngine:
                 "records": record_ids(reply.records),
             },
             writes,
+            gather=gather,
         )
 
     def _accept(self, pending: _Pending, reply: Reply) -> Deferred[None]:
@@ -420,7 +424,12 @@ class InquiryEngine:
         completing = self._claim_completion(pending)
         view = inquiry_json(pending.progress) if completing else None
         d: Deferred[Any] = self._reply_writes(
-            pending.inquiry.id, pending.terminal, reply, late=not fresh, complete=view
+            pending.inquiry.id,
+            pending.terminal,
+            reply,
+            late=not fresh,
+            complete=view,
+            gather=bool(pending.awaited),
         )
         if view is not None:
             d = all_of([d, self._save(pending, view)])

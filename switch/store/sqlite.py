@@ -21,6 +21,7 @@ import sqlite3
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,32 +380,41 @@ class _Writer:
         """Commit batches until the stop marker; returns the Deferred to fire once the
         connection is closed."""
         stopping = False
+        taken: deque[_Batch | object] = deque()  # off the queue, not yet committed
         while not stopping:
-            batch: list[_Job[Any]] = []
-            item = self._queue.get()
-            # A commit starts no sooner than the interval after its first write arrived
-            # (unless nothing in it gathers), nor within the interval after the last
-            # commit started: it gathers what arrives meanwhile (an inquiry's answers
-            # from four networks then share one fsync and one reactor wake-up). Under
+            if not taken:
+                taken.append(self._queue.get())
+            # A commit starts no sooner than the interval after its first write arrived,
+            # nor within the interval after the last commit started: it gathers what
+            # arrives meanwhile (an inquiry's answers from four networks then share one
+            # fsync and one reactor wake-up). A write that nothing will join (gather
+            # off: the inquiry record, an inquiry's last answer) ends the wait. Under
             # load the first write has usually waited out the interval during the
             # previous commit, so nothing sleeps.
-            if item is not _STOP:
-                not_before = cast(_Batch, item)[0]
-                start = max(not_before, self._last_commit + self._commit_interval)
-                wait = start - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-            while True:
+            if taken[0] is not _STOP:
+                start = self._start(cast(_Batch, taken[0]))
+                while taken[-1] is not _STOP:
+                    wait = start - time.monotonic()
+                    if wait <= 0:
+                        break
+                    try:
+                        taken.append(self._queue.get(timeout=wait))
+                    except queue.Empty:
+                        break
+                    if taken[-1] is not _STOP:
+                        start = min(start, self._start(cast(_Batch, taken[-1])))
+            batch: list[_Job[Any]] = []
+            while len(batch) < _MAX_BATCH:
+                if not taken:
+                    try:
+                        taken.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                item = taken.popleft()
                 if item is _STOP:
                     stopping = True
                     break
                 batch.extend(cast(_Batch, item)[1])
-                if len(batch) >= _MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
             if batch:
                 self._commit(conn, batch)
         done = cast(Deferred[None], self._queue.get())
@@ -418,6 +428,11 @@ class _Writer:
                 for job in late[1]:
                     self._fire(job.deferred, False, StoreError("store is stopped"))
         return done
+
+    def _start(self, item: _Batch) -> float:
+        """When the commit of ``item`` may start: its own wish, and the interval after
+        the last commit started."""
+        return max(item[0], self._last_commit + self._commit_interval)
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
         started = self._last_commit = time.monotonic()

@@ -209,6 +209,27 @@ async def test_a_write_that_does_not_gather_commits_at_once(tmp_path: Path, reac
         await store.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_write_that_does_not_gather_ends_the_wait(tmp_path: Path, reactor: Any) -> None:
+    """A commit waiting out the interval for company starts as soon as a write arrives
+    that nothing will join (an inquiry's last answer), and takes both writes."""
+    store = SQLiteStore(reactor, tmp_path / "e.db", commit_interval=2.0)
+    await store.start()
+    try:
+        await deferLater(reactor, 0.1, lambda: None)
+        before = store.commits
+        started = reactor.seconds()
+        first = store.write(lambda c: 1)  # gathers: would wait 2 s
+        await deferLater(reactor, 0.2, lambda: None)
+        assert not first.called
+        last = store.write(lambda c: 2, gather=False)
+        assert await DeferredList([first, last], fireOnOneErrback=True) == [(True, 1), (True, 2)]
+        assert store.commits - before == 1
+        assert reactor.seconds() - started < 2.0
+    finally:
+        await store.stop()
+
+
 def _audit_entry(n: int) -> AuditAppend:
     record = canonical({"event": "test", "ts": "2026-11-29T00:00:00.000000Z", "n": n})
     index = dict.fromkeys(AUDIT_INDEX_COLUMNS)
