@@ -285,7 +285,7 @@ class _Writer:
         # (not before, jobs): lists handed over whole (see submit), or the stop marker.
         self._queue: queue.SimpleQueue[_Batch | object] = queue.SimpleQueue()
         self._pending: list[_Job[Any]] = []
-        self._gather = False  # a pending job waits for companions (submit's gather)
+        self._prompt = False  # a pending job does not gather: commit it soon
         self._handover: IDelayedCall | None = None
         self._thread: threading.Thread | None = None
         self.commits = 0  # batches committed (tests, the benchmark)
@@ -305,10 +305,11 @@ class _Writer:
         by one, the first would wake the thread and often commit alone (a reply's audit
         record and its mailbox item in two fsyncs), and every commit costs the reactor
         another wake-up. Nothing waits on a timer: the hand-over is the next turn.
-        ``gather``: the commit waits the commit interval for what arrives meanwhile."""
+        ``gather``: the commit may wait the commit interval for what arrives meanwhile;
+        a job that does not gather makes its whole turn's commit start as soon as it can."""
         d: Deferred[T] = Deferred()
         self._pending.append(_Job(fn, d))
-        self._gather = self._gather or gather
+        self._prompt = self._prompt or not gather
         if self._handover is None:
             self._handover = self._clock.callLater(0, self._hand_over)
         return d
@@ -316,9 +317,9 @@ class _Writer:
     def _hand_over(self) -> None:
         self._handover = None
         jobs, self._pending = self._pending, []
-        gather, self._gather = self._gather, False
+        prompt, self._prompt = self._prompt, False
         if jobs:
-            wait = self._commit_interval if gather else 0.0
+            wait = 0.0 if prompt else self._commit_interval
             self._queue.put((time.monotonic() + wait, jobs))
 
     def stop(self) -> Deferred[None]:

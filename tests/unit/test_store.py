@@ -230,6 +230,22 @@ async def test_a_write_that_does_not_gather_ends_the_wait(tmp_path: Path, reacto
         await store.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_one_prompt_write_makes_its_turn_prompt(tmp_path: Path, reactor: Any) -> None:
+    """Gathering only saves commits; a write that does not gather is waited for. So in
+    one reactor turn, a gathering write and a prompt one commit together at once."""
+    store = SQLiteStore(reactor, tmp_path / "t.db", commit_interval=2.0)
+    await store.start()
+    try:
+        await deferLater(reactor, 0.1, lambda: None)
+        started = reactor.seconds()
+        ds = [store.write(lambda c: 1), store.write(lambda c: 2, gather=False)]
+        assert await DeferredList(ds, fireOnOneErrback=True) == [(True, 1), (True, 2)]
+        assert reactor.seconds() - started < 2.0
+    finally:
+        await store.stop()
+
+
 def _audit_entry(n: int) -> AuditAppend:
     record = canonical({"event": "test", "ts": "2026-11-29T00:00:00.000000Z", "n": n})
     index = dict.fromkeys(AUDIT_INDEX_COLUMNS)
