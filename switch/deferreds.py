@@ -1,4 +1,5 @@
-"""Joining Deferreds, the one way the switch waits for several writes at once."""
+"""Joining Deferreds, the one way the switch waits for several writes at once, and the
+one callback that drops a result."""
 
 from __future__ import annotations
 
@@ -31,3 +32,8 @@ def all_of(deferreds: list[Deferred[Any]]) -> Deferred[None]:
     for d in deferreds:
         d.addBoth(one)
     return done
+
+
+def nothing(_: object) -> None:
+    """A callback that drops its result (a Deferred's value nobody needs)."""
+    return None

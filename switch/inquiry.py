@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from switch.audit.interface import AuditSink, CompanionWrite
-from switch.deferreds import all_of
+from switch.deferreds import all_of, nothing
 from switch.model import Inquiry, Notice, Reply, new_id
 from switch.routing.inquiries import InquiryProgress
 from switch.store.interface import InquiryRecord
@@ -355,7 +355,7 @@ class InquiryEngine:
             # The inquiry finished (its other networks answered or timed out): the
             # answer is still audited and delivered, marked late.
             d = self._reply_writes(inquiry_id, terminal, reply, late=True)
-            return d.addCallback(_nothing)
+            return d.addCallback(nothing)
         return self._accept(pending, reply)
 
     def _reply_writes(
@@ -517,10 +517,6 @@ class InquiryEngine:
                     del self._by_control[key]
         if self._finished:
             self._sweep = self._clock.callLater(self._sweep_after(), self._forget_expired)
-
-
-def _nothing(_: object) -> None:
-    return None
 
 
 def _cancel_then(call: IDelayedCall) -> Callable[[Any], Any]:

@@ -36,9 +36,9 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from switch.audit.interface import AuditSink
+from switch.audit.interface import AuditSink, CompanionWrite
 from switch.config import DestinationRule, Terminal
-from switch.deferreds import all_of
+from switch.deferreds import all_of, nothing
 from switch.inquiry import MailboxPort
 from switch.model import (
     ADMIN_KEYS,
@@ -542,6 +542,18 @@ class TeletypeEngine:
                     updated=now,
                 )
             )
+        # The message, its routes and its queue items are the record's companion
+        # writes: one commit, and none of them exists without the record (with separate
+        # commits, a failure between them would leave a record of a message the
+        # terminal was told had failed). Nothing else comes with it: no gathering.
+        queued = [r for r in routes if r.link is not None]
+        writes = [CompanionWrite(self.store.save_message_job(message, routes), nothing)]
+        writes += [
+            CompanionWrite(
+                self._queue.enqueue_teletype_job(self._item(message, r, now), now), nothing
+            )
+            for r in queued
+        ]
         await self._audit.record(
             "teletype.out",
             {
@@ -560,11 +572,8 @@ class TeletypeEngine:
                     for r in routes
                 ],
             },
-        )
-        await self.store.save_message(message, routes)
-        queued = [r for r in routes if r.link is not None]
-        await all_of(
-            [self._queue.enqueue_teletype(self._item(message, r, now), now) for r in queued]
+            writes,
+            gather=False,
         )
         for route in routes:
             if route.link is None:

@@ -76,7 +76,8 @@ seconds; the records themselves are in :mod:`switch.store.teletype`)::
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, fail, succeed
 
@@ -109,6 +110,13 @@ class TeletypeStore(Protocol):
 
     def save_message(self, message: MessageRecord, routes: list[RouteRecord]) -> Deferred[None]:
         """Insert a message and all its routes in one transaction."""
+        ...
+
+    def save_message_job(
+        self, message: MessageRecord, routes: list[RouteRecord]
+    ) -> Callable[[Any], None]:
+        """:meth:`save_message` as a write to commit with an audit record (a
+        ``CompanionWrite``'s job): the message exists if and only if its record does."""
         ...
 
     def get_message(self, id: str) -> Deferred[tuple[MessageRecord, list[RouteRecord]] | None]:
@@ -153,6 +161,10 @@ class TeletypeQueue(Protocol):
 
     def enqueue_teletype(self, item: TeletypeItem, now: float) -> Deferred[None]: ...
 
+    def enqueue_teletype_job(self, item: TeletypeItem, now: float) -> Callable[[Any], None]:
+        """:meth:`enqueue_teletype` as a write to commit with an audit record."""
+        ...
+
     def next_teletype(self, link: str, limit: int, now: float) -> Deferred[list[TeletypeItem]]: ...
 
     def mark_teletype(
@@ -177,6 +189,15 @@ class TeletypeQueue(Protocol):
 # --------------------------------------------------------------------------- in memory
 
 
+def _run(job: Callable[[Any], None]) -> Deferred[None]:
+    """A memory job run at once: every call commits at once."""
+    try:
+        job(None)
+    except Exception:
+        return fail()
+    return succeed(None)
+
+
 class MemoryTeletypeStore:
     """:class:`TeletypeStore` in dictionaries: every call commits at once."""
 
@@ -188,12 +209,19 @@ class MemoryTeletypeStore:
         self.confirmations: dict[str, ConfirmationRecord] = {}
 
     def save_message(self, message: MessageRecord, routes: list[RouteRecord]) -> Deferred[None]:
-        if message.id in self.messages:
-            return fail(ValueError(f"message {message.id} exists"))
-        self.messages[message.id] = message
-        for route in routes:
-            self._put_route(route)
-        return succeed(None)
+        return _run(self.save_message_job(message, routes))
+
+    def save_message_job(
+        self, message: MessageRecord, routes: list[RouteRecord]
+    ) -> Callable[[Any], None]:
+        def job(_: object) -> None:
+            if message.id in self.messages:
+                raise ValueError(f"message {message.id} exists")
+            self.messages[message.id] = message
+            for route in routes:
+                self._put_route(route)
+
+        return job
 
     def _put_route(self, route: RouteRecord) -> None:
         key = (route.message_id, route.number)
@@ -263,12 +291,19 @@ class MemoryQueue:
         self._seq = 0
 
     def enqueue_teletype(self, item: TeletypeItem, now: float) -> Deferred[None]:
-        if item.id in self.items:
-            return fail(ValueError(f"teletype {item.id} exists"))
-        self._seq += 1
-        self._order[item.id] = self._seq
-        self.items[item.id] = dataclasses.replace(item, created=item.created or now, updated=now)
-        return succeed(None)
+        return _run(self.enqueue_teletype_job(item, now))
+
+    def enqueue_teletype_job(self, item: TeletypeItem, now: float) -> Callable[[Any], None]:
+        def job(_: object) -> None:
+            if item.id in self.items:
+                raise ValueError(f"teletype {item.id} exists")
+            self._seq += 1
+            self._order[item.id] = self._seq
+            self.items[item.id] = dataclasses.replace(
+                item, created=item.created or now, updated=now
+            )
+
+        return job
 
     def next_teletype(self, link: str, limit: int, now: float) -> Deferred[list[TeletypeItem]]:
         due = [

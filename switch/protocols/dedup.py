@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
-from switch.deferreds import all_of
+from switch.deferreds import all_of, nothing
 
 log = structlog.get_logger("switch.dedup")
 
@@ -202,7 +202,7 @@ class StoreDuplicates:
         if not entries:
             return
         d = self._store.remember_duplicates(entries, self._clock())
-        done: Deferred[None] = d.addCallbacks(_nothing, self._write_failed, errbackArgs=(entries,))
+        done: Deferred[None] = d.addCallbacks(nothing, self._write_failed, errbackArgs=(entries,))
         if not done.called:
             self._writing.add(done)
             done.addBoth(self._written, done)
@@ -216,10 +216,6 @@ class StoreDuplicates:
         log.error(
             "duplicate memory write failed", count=len(entries), error=failure.getErrorMessage()
         )
-
-
-def _nothing(_: object) -> None:
-    return None
 
 
 class DuplicateStore(Protocol):

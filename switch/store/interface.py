@@ -167,6 +167,10 @@ class Store(Protocol):
     # -- outbound teletype queue (per link, urgent before routine, then FIFO)
     def enqueue_teletype(self, item: TeletypeItem, now: float) -> Deferred[None]: ...
 
+    def enqueue_teletype_job(self, item: TeletypeItem, now: float) -> StoreJob:
+        """:meth:`enqueue_teletype` as a job for :meth:`append_audit`'s ``with_jobs``."""
+        ...
+
     def next_teletype(self, link: str, limit: int, now: float) -> Deferred[list[TeletypeItem]]:
         """Queued, due (``next_attempt <= now``) and unexpired items, in send order."""
         ...
@@ -201,6 +205,10 @@ class Store(Protocol):
     #    (the TeletypeStore seam of switch.teletype_store; documented there)
     def save_message(self, message: MessageRecord, routes: list[RouteRecord]) -> Deferred[None]:
         """Insert a message and all its routes in one transaction."""
+        ...
+
+    def save_message_job(self, message: MessageRecord, routes: list[RouteRecord]) -> StoreJob:
+        """:meth:`save_message` as a job for :meth:`append_audit`'s ``with_jobs``."""
         ...
 
     def get_message(self, id: str) -> Deferred[tuple[MessageRecord, list[RouteRecord]] | None]: ...

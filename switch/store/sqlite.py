@@ -891,6 +891,11 @@ class SQLiteStore:
     # -- teletype queue
 
     def enqueue_teletype(self, item: TeletypeItem, now: float) -> Deferred[None]:
+        return self.write(self.enqueue_teletype_job(item, now))
+
+    def enqueue_teletype_job(
+        self, item: TeletypeItem, now: float
+    ) -> Callable[[sqlite3.Connection], None]:
         message = _json(item.message)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -911,7 +916,7 @@ class SQLiteStore:
                 ),
             )
 
-        return self.write(job)
+        return job
 
     def next_teletype(self, link: str, limit: int, now: float) -> Deferred[list[TeletypeItem]]:
         def query(conn: sqlite3.Connection) -> list[TeletypeItem]:
@@ -992,6 +997,11 @@ class SQLiteStore:
     # (switch.teletype_store.TeletypeStore, schema migration 2)
 
     def save_message(self, message: MessageRecord, routes: list[RouteRecord]) -> Deferred[None]:
+        return self.write(self.save_message_job(message, routes))
+
+    def save_message_job(
+        self, message: MessageRecord, routes: list[RouteRecord]
+    ) -> Callable[[sqlite3.Connection], None]:
         row = (
             message.id,
             message.terminal,
@@ -1018,7 +1028,7 @@ class SQLiteStore:
                 route_rows,
             )
 
-        return self.write(job)
+        return job
 
     def get_message(self, id: str) -> Deferred[tuple[MessageRecord, list[RouteRecord]] | None]:
         def query(conn: sqlite3.Connection) -> tuple[MessageRecord, list[RouteRecord]] | None:

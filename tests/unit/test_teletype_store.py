@@ -162,3 +162,39 @@ async def test_sqlite_state_survives_a_restart_and_purge_keeps_open_work(
         assert [c.id for c in await s.list_confirmations()] == ["C1"]
     finally:
         await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_message_and_queue_items_commit_with_their_audit_record(
+    tmp_path: Path, reactor: Any
+) -> None:
+    """The engine commits a message, its routes and its queue items as companion writes
+    of its ``teletype.out`` record: one commit, and all of them or none (here the second
+    submission's queue item clashes, so its record and message are not kept either)."""
+    from switch.audit.interface import AuditUnavailable, CompanionWrite
+    from switch.deferreds import nothing
+    from tests.unit.test_audit import close_env, open_env
+
+    env = await open_env(tmp_path, reactor)
+    try:
+        store = env.store
+        item = TeletypeItem("M1-1", "national", "urgent", {"text": "X"}, T0 + 3600)
+
+        def writes(id: str) -> list[CompanionWrite]:
+            return [
+                CompanionWrite(store.save_message_job(message(id), routes(id)), nothing),
+                CompanionWrite(store.enqueue_teletype_job(item, T0), nothing),
+            ]
+
+        before = store.commits
+        await env.audit.record("teletype.out", {"id": "M1"}, writes("M1"), gather=False)
+        assert store.commits - before == 1
+        assert (await store.get_message("M1")) is not None
+        assert (await store.get_teletype("M1-1")) is not None
+        with pytest.raises(AuditUnavailable):
+            await env.audit.record("teletype.out", {"id": "M2"}, writes("M2"))
+        assert await store.get_message("M2") is None
+        rows = await store.read(lambda c: c.execute("SELECT count(*) FROM audit_log").fetchone())
+        assert rows[0] == 1
+    finally:
+        await close_env(env)
