@@ -446,7 +446,8 @@ class InquiryEngine:
         if completing:
             self._finish(pending)
         elif self._claim_completion(pending):
-            # The completing answer's commit failed before this one's was done.
+            # The completing answer's writes failed before this earlier one's commit
+            # was reported (only a synchronous refusal can overtake it): complete now.
             d = all_of(self._complete_writes(pending))
             d.addCallbacks(
                 self._completed,

@@ -122,7 +122,7 @@ def _os_user() -> str:
         return f"uid {os.getuid()}"
 
 
-def _record_access(args: argparse.Namespace, query: AuditQuery, details: dict[str, object]) -> int:
+def _record_access(args: argparse.Namespace, query: AuditQuery, details: dict[str, object]) -> None:
     """Append the ``audit.search``/``audit.export`` record before any row is read, so
     that no search goes unrecorded; the filters go in a nested object, whose values get
     no search copies (a search for a name finds that name's inquiries, not the searches)."""
@@ -136,14 +136,13 @@ def _record_access(args: argparse.Namespace, query: AuditQuery, details: dict[st
     }
     event = f"audit.{args.audit_command}"
     try:
-        head = append_audit_now(Path(args.db), audit_entry(event, format_ts(time.time()), fields))
+        append_audit_now(Path(args.db), audit_entry(event, format_ts(time.time()), fields))
     except StoreError as exc:
         raise _fail(
             f"{exc}; audit searches and exports are themselves audited (DESIGN §7), so "
             "this one needs write access to the database: run it as the switch's user, "
             "or on a writable copy"
         ) from None
-    return head.seq
 
 
 def _rows(args: argparse.Namespace, details: dict[str, object]) -> Iterator[AuditRow]:
