@@ -57,6 +57,7 @@ from loadgen import (
     closed_loop,
     cpu_seconds,
     open_loop,
+    percentile,
 )
 from results import replace_section
 
@@ -120,13 +121,7 @@ def inside_spans(db: Path, since: float, until: float) -> Inside | None:
             last.append(max(times) - at)
     if not last:
         return None
-    first.sort()
-    last.sort()
-
-    def pct(values: list[float], q: float) -> float:
-        return values[min(len(values) - 1, int(q / 100 * len(values)))]
-
-    return Inside(len(last), pct(first, 50), pct(last, 50), pct(last, 99))
+    return Inside(len(last), percentile(first, 50), percentile(last, 50), percentile(last, 99))
 
 
 @dataclass

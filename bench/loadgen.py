@@ -202,6 +202,15 @@ class LineTarget(Target):
 # --------------------------------------------------------------------------- results
 
 
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile of ``values`` (nearest rank); NaN when there are none."""
+    if not values:
+        return math.nan
+    data = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(data)))
+    return data[rank - 1]
+
+
 @dataclass
 class PhaseResult:
     """What one driver run measured. Latencies in seconds, of successful requests only."""
@@ -222,11 +231,7 @@ class PhaseResult:
 
     def pct(self, p: float) -> float:
         """The p-th percentile latency (nearest rank), seconds; NaN when none."""
-        if not self.latencies:
-            return math.nan
-        data = sorted(self.latencies)
-        rank = max(1, math.ceil(p / 100 * len(data)))
-        return data[rank - 1]
+        return percentile(self.latencies, p)
 
     def summary(self) -> str:
         errs = ", ".join(f"{k}={v}" for k, v in sorted(self.errors.items())) or "none"
