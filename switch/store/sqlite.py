@@ -148,7 +148,7 @@ class WriterConnection(sqlite3.Connection):
             return
         held, self._held = self._held, {}
         for (head, tail, width), rows in held.items():
-            one = "(" + ", ".join("?" * width) + ")"
+            one = _placeholders(width)
             per = max(1, min(_MAX_ROWS_PER_INSERT, _MAX_PARAMETERS // width))
             for start in range(0, len(rows), per):
                 chunk = rows[start : start + per]
@@ -193,7 +193,12 @@ def _insert(conn: sqlite3.Connection, head: str, tail: str, row: Sequence[object
     if isinstance(conn, WriterConnection):
         conn.hold(head, tail, row)
     else:
-        conn.execute(f"{head} VALUES ({', '.join('?' * len(row))}){tail}", row)
+        conn.execute(f"{head} VALUES {_placeholders(len(row))}{tail}", row)
+
+
+def _placeholders(width: int) -> str:
+    """``(?, ?, ...)`` for one row of ``width`` values."""
+    return "(" + ", ".join("?" * width) + ")"
 
 
 def connect_writer(path: Path) -> sqlite3.Connection:
