@@ -8,7 +8,6 @@ need to buffer: a slow stream drops live items and re-reads them from the store.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 
 from switch.audit.interface import CompanionWrite
+from switch.jsontext import compact
 from switch.store.interface import MailboxItem, Store
 
 log = structlog.get_logger("switch.mailbox")
@@ -108,5 +108,8 @@ def item_json(item: MailboxItem) -> dict[str, Any]:
 
 def sse_frame(item: MailboxItem) -> bytes:
     """One Server-Sent Event: ``id`` the sequence, ``event`` the kind, ``data`` JSON."""
-    data = json.dumps(item_json(item), ensure_ascii=False, separators=(",", ":"))
-    return f"id: {item.seq}\nevent: {item.kind}\ndata: {data}\n\n".encode()
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (
+        item.seq,
+        item.kind.encode("utf-8"),
+        compact(item_json(item)),
+    )

@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from switch import jsontext
 from switch.utc import format_ts as format_ts
 from switch.utc import parse_ts as parse_ts
 
@@ -96,13 +97,8 @@ def build_record(event: str, ts: str, fields: Mapping[str, object]) -> dict[str,
     return {"event": event, "ts": ts, **fields}
 
 
-#: ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` built
-#: once: json.dumps makes a new encoder per call when given any option.
-_CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def canonical(record: Mapping[str, object]) -> str:
-    return _CANONICAL.encode(record)
+    return jsontext.canonical(record)
 
 
 def chain_step(prev: bytes, seq: int, record: str) -> bytes:

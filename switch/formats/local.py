@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from switch.jsontext import loads
 from switch.model import (
     ADMIN_KEYS,
     DATE_FIELDS,
@@ -333,8 +334,8 @@ class LocalCodec:
         if len(frame) > self.max_frame:
             raise CodecError(NAK_TOO_LARGE)
         try:
-            obj = json.loads(frame.decode("utf-8"))
-        except (ValueError, RecursionError) as err:  # bad UTF-8, bad JSON, huge ints
+            obj = loads(frame)
+        except ValueError as err:  # bad UTF-8 or JSON, nesting beyond 1024
             raise CodecError(NAK_MALFORMED) from err
         if not isinstance(obj, dict):
             raise CodecError(NAK_MALFORMED, "NOT A JSON OBJECT")

@@ -20,7 +20,6 @@ draining, bearer token and roles, media type and JSON body before calling them.
 from __future__ import annotations
 
 import importlib.resources
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,6 +38,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from switch.audit.interface import AuditSink, AuditUnavailable
 from switch.config import Config
+from switch.jsontext import compact, loads
 from switch.sessions import (
     Clock,
     LogonForbidden,
@@ -58,8 +58,6 @@ _log = structlog.get_logger("switch.api")
 WebRequest = Any
 
 MAX_BODY: Final = 64 * 1024
-#: json.dumps(body, ensure_ascii=False), built once (dumps builds one per call otherwise).
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False)
 ADMIN: Final = frozenset({"admin"})
 SUPERVISOR: Final = frozenset({"supervisor", "admin"})
 
@@ -126,7 +124,7 @@ def too_many(retry_after: float) -> ApiError:
 
 def error_bytes(status: int, code: str, message: str) -> bytes:
     """A complete HTTP/1.1 error response that closes the connection (channel level)."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
+    body = compact({"error": {"code": code, "message": message}})
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
         "Content-Type: application/json\r\n"
@@ -608,8 +606,8 @@ class Api:
         if not route.body:
             return None
         try:
-            doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
-        except (ValueError, RecursionError):
+            doc = loads(data)
+        except ValueError:  # bad UTF-8 or JSON, NaN, nesting beyond 1024
             raise ApiError(400, "malformed_json", "body is not valid JSON") from None
         if not isinstance(doc, dict):
             raise ApiError(400, "malformed_json", "body must be a JSON object")
@@ -628,7 +626,7 @@ class Api:
         if response.raw is not None:
             data = response.raw
         elif response.body is not None:
-            data = _ENCODER.encode(response.body).encode("utf-8")
+            data = compact(response.body)
         else:
             data = b""
         if data or response.status not in (204, 304):
@@ -709,10 +707,6 @@ def _bearer(request: WebRequest) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _session_error(exc: SessionError) -> ApiError:

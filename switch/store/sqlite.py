@@ -37,6 +37,8 @@ from twisted.internet.interfaces import (
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from switch.jsontext import canonical
+
 from .interface import (
     AUDIT_INDEX_COLUMNS,
     AuditAppend,
@@ -63,14 +65,6 @@ _PRIORITY_NAME: Final = {0: "urgent", 1: "routine"}
 _MAX_BATCH: Final = 2000
 _BUSY_TIMEOUT_MS: Final = 10_000
 _GENESIS: Final = bytes(32)
-
-
-#: Built once: json.dumps makes a new encoder per call when given any option.
-_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _json(value: Mapping[str, object]) -> str:
-    return _ENCODER.encode(value)
 
 
 def _create_private(path: Path) -> None:
@@ -901,7 +895,7 @@ class SQLiteStore:
     def enqueue_teletype_job(
         self, item: TeletypeItem, now: float
     ) -> Callable[[sqlite3.Connection], None]:
-        message = _json(item.message)
+        message = canonical(item.message)
 
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -1016,7 +1010,7 @@ class SQLiteStore:
             json.dumps(list(message.to)),
             message.text,
             message.priority,
-            _json(message.fields),
+            canonical(message.fields),
             message.in_reply_to,
             message.created,
         )
@@ -1157,10 +1151,10 @@ class SQLiteStore:
             json.dumps(list(record.terminals)),
             record.counterpart,
             json.dumps(list(record.message_ids)),
-            _json(record.fields),
+            canonical(record.fields),
             record.warned,
             record.overdue_noted,
-            None if record.reply is None else _json(record.reply),
+            None if record.reply is None else canonical(record.reply),
             record.created,
             record.updated,
         )
@@ -1206,7 +1200,7 @@ class SQLiteStore:
     def mailbox_job(
         self, terminal: str, kind: str, item: Mapping[str, object], now: float
     ) -> Callable[[sqlite3.Connection], int]:
-        text = _json(item)
+        text = canonical(item)
 
         def job(conn: sqlite3.Connection) -> int:
             seq = _next_mailbox_seq(conn)
@@ -1243,7 +1237,7 @@ class SQLiteStore:
     # -- inquiries
 
     def save_inquiry(self, inquiry: InquiryRecord, now: float) -> Deferred[None]:
-        state = _json(inquiry.state)
+        state = canonical(inquiry.state)
 
         def job(conn: sqlite3.Connection) -> None:
             _insert(
