@@ -315,15 +315,32 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
-def run_wrapped_switchd(profile_out: str, nodelay: bool, argv: list[str]) -> None:
-    """switchd itself, unchanged, with two optional bench-side instruments:
+def run_wrapped_switchd(profile_out: str, nodelay: bool, sync_off: bool, argv: list[str]) -> None:
+    """switchd itself, unchanged, with three optional bench-side instruments:
 
     * ``profile_out``: a cProfile that runs only between SIGUSR1 and SIGUSR2 (which
       dumps the stats there), so start-up, login and shutdown stay out of the per-inquiry
       costs; Python runs signal handlers in the main thread, the one the profile watches;
     * ``nodelay``: TCP_NODELAY on every outgoing TCP connection (the links), an
-      experiment showing what the gateway's latency would be with that one socket option.
+      experiment showing what the gateway's latency would be with that one socket option;
+    * ``sync_off``: the store's writer connection with ``PRAGMA synchronous = OFF``, no
+      fsync at any commit: an experiment showing what DESIGN §7's durability (a commit
+      is the durability point) costs the latency. Never a setting of the product.
     """
+    if sync_off:
+        import sqlite3
+        from pathlib import Path as _Path
+
+        from switch.store import sqlite as store_sqlite
+
+        connect_writer = store_sqlite.connect_writer
+
+        def without_fsync(path: _Path) -> sqlite3.Connection:
+            conn = connect_writer(path)
+            conn.execute("PRAGMA synchronous = OFF")
+            return conn
+
+        store_sqlite.connect_writer = without_fsync
     if nodelay:
         import socket as _socket
 
@@ -358,7 +375,9 @@ def run_wrapped_switchd(profile_out: str, nodelay: bool, argv: list[str]) -> Non
     switchd_main(argv)
 
 
-def start_switchd_wrapped(gw: Gateway, profile_out: Path | None, nodelay: bool) -> None:
+def start_switchd_wrapped(
+    gw: Gateway, profile_out: Path | None, nodelay: bool, sync_off: bool = False
+) -> None:
     """switchd under :func:`run_wrapped_switchd`, like ``Gateway.start_switchd``."""
     gw.switchd = subprocess.Popen(
         [
@@ -367,6 +386,7 @@ def start_switchd_wrapped(gw: Gateway, profile_out: Path | None, nodelay: bool) 
             "--wrapped-switchd",
             str(profile_out or ""),
             "1" if nodelay else "0",
+            "1" if sync_off else "0",
             "--config",
             "conf/switch.toml",
         ],
@@ -512,6 +532,7 @@ def report(
     gateway: Side,
     nodelay: Side,
     placed: Side,
+    unsynced: Side,
     args: argparse.Namespace,
     profile: str | None,
 ) -> str:
@@ -592,6 +613,29 @@ def report(
                 f"{_ms(gr.pct(50) - rr.pct(50) if rr else math.nan)} | "
                 f"{_ms(gr.pct(99) - rr.pct(99) if rr else math.nan)} | "
                 f"{_us(g, 'switchd')} | {_errors(gr)} |"
+            )
+    if unsynced.open:
+        lines += [
+            "",
+            "Durability experiment (`--durability-experiment`): the same switchd with its store "
+            "writer at `PRAGMA synchronous = OFF` (bench-side only: no fsync at any commit, "
+            "so what it answered could be lost at a power cut). An inquiry waits for two "
+            "commits in series (its audit record before anything is sent, then its answers "
+            "before the response); this is what their fsyncs cost:",
+            "",
+            "| offered /s | p50 ms, fsync | p50 ms, none | p99 ms, fsync | p99 ms, none |"
+            " switchd CPU us/inq, none | store commits/inq, none | errors, none |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for rate in args.rates:
+            u, g = unsynced.open.get(rate), gateway.open.get(rate)
+            if u is None:
+                continue
+            nan = math.nan
+            lines.append(
+                f"| {rate:g} | {_ms(g.result.pct(50) if g else nan)} | {_ms(u.result.pct(50))} | "
+                f"{_ms(g.result.pct(99) if g else nan)} | {_ms(u.result.pct(99))} | "
+                f"{_us(u, 'switchd')} | {u.commits_per()} | {_errors(u.result)} |"
             )
     if placed.open:
         lines += [
@@ -743,6 +787,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run switchd alone on one core, the simulators and load generator on the"
         " other (needs 2+ CPUs)",
     )
+    parser.add_argument(
+        "--durability-experiment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run switchd without fsync at its commits (bench-side only)",
+    )
     parser.add_argument("--skip-gateway", action="store_true", help="baseline only")
     parser.add_argument(
         "--relay-nagle",
@@ -769,7 +819,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--wrapped-switchd"]:  # internal: the instrumented daemon itself
-        run_wrapped_switchd(argv[1], argv[2] == "1", argv[3:])
+        run_wrapped_switchd(argv[1], argv[2] == "1", argv[3] == "1", argv[4:])
         return 0
     args = parse_args(argv)
     t0 = time.monotonic()
@@ -779,6 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     relay, gateway = Side("relay", "relay"), Side("gateway", "switchd")
     nodelay = Side("gateway, TCP_NODELAY", "switchd")
     placed = Side("gateway, own core", "switchd")
+    unsynced = Side("gateway, no fsync", "switchd")
     profile: str | None = None
     try:
         terminals = gw.root / "conf" / "terminals.toml"  # no rate limit in the way
@@ -858,6 +909,27 @@ def main(argv: list[str] | None = None) -> int:
             pids = {"switchd": pid, "switchd main thread": f"{pid}/task/{pid}"}
             asyncio.run(drive(nodelay, target, bodies_for(target), pids, args, saturation=False))
 
+        if args.durability_experiment and not args.skip_gateway:
+            print("experiment: the same switchd without fsync at its commits", flush=True)
+            gw.stop_switchd()
+            start_switchd_wrapped(gw, None, nodelay=False, sync_off=True)
+            gw.links_up()
+            assert gw.switchd is not None
+            target = HttpTarget(str(gw.socket), token(gw))
+            pid = gw.switchd.pid
+            pids = {"switchd": pid, "switchd main thread": f"{pid}/task/{pid}"}
+            asyncio.run(
+                drive(
+                    unsynced,
+                    target,
+                    bodies_for(target),
+                    pids,
+                    args,
+                    saturation=False,
+                    commits=lambda: gw.metric("switch_audit_commit_seconds_count"),
+                )
+            )
+
         cpus = sorted(os.sched_getaffinity(0))
         if args.placement_experiment and not args.skip_gateway and len(cpus) >= 2:
             print("experiment: switchd alone on one core", flush=True)
@@ -903,14 +975,14 @@ def main(argv: list[str] | None = None) -> int:
                 if (gw.root / name).exists():
                     shutil.copy(gw.root / name, args.keep_logs / name)
         gw.close()
-    section = report(relay, gateway, nodelay, placed, args, profile)
+    section = report(relay, gateway, nodelay, placed, unsynced, args, profile)
     print()
     print(section)
     if args.update_results:
         update_results(section)
         print(f"(written to {RESULTS.relative_to(REPO)})")
     if args.json:
-        args.json.write_text(json.dumps(_raw(relay, gateway, nodelay, placed), indent=2))
+        args.json.write_text(json.dumps(_raw(relay, gateway, nodelay, placed, unsynced), indent=2))
     print(f"bench_inquiries: done in {time.monotonic() - t0:.0f} s")
     return 0
 
