@@ -64,6 +64,11 @@ class InquiryResults(Protocol):
 
     def save_inquiry(self, inquiry: InquiryRecord, now: float) -> Deferred[None]: ...
 
+    def save_inquiry_job(self, inquiry: InquiryRecord, now: float) -> Callable[[Any], None]:
+        """:meth:`save_inquiry` as a write committed with an audit record (the answer
+        that completes the inquiry): the result exists if and only if that record does."""
+        ...
+
     def load_inquiry(self, id: str) -> Deferred[InquiryRecord | None]: ...
 
 
@@ -74,8 +79,14 @@ class MemoryResults:
         self.saved: dict[str, InquiryRecord] = {}
 
     def save_inquiry(self, inquiry: InquiryRecord, now: float) -> Deferred[None]:
-        self.saved[inquiry.id] = inquiry
+        self.save_inquiry_job(inquiry, now)(None)
         return succeed(None)
+
+    def save_inquiry_job(self, inquiry: InquiryRecord, now: float) -> Callable[[Any], None]:
+        def job(_: object) -> None:
+            self.saved[inquiry.id] = inquiry
+
+        return job
 
     def load_inquiry(self, id: str) -> Deferred[InquiryRecord | None]:
         return succeed(self.saved.get(id))
@@ -368,14 +379,17 @@ class InquiryEngine:
         complete: dict[str, Any] | None = None,
         gather: bool = True,
     ) -> Deferred[int]:
-        """The reply's audit record with its mailbox item (and the inquiry_complete
-        item, when this reply completes the inquiry) in the same transaction.
-        ``gather=False`` when no other answer to the inquiry is due: its commit need
-        not wait for more."""
+        """The reply's audit record with its mailbox item (and, when this reply
+        completes the inquiry, the inquiry_complete item and the saved result) in the
+        same transaction: one job, one Deferred. ``gather=False`` when no other answer
+        to the inquiry is due: its commit need not wait for more."""
         item = {"inquiry": inquiry_id, "late": late, **reply_json(reply)}
         writes = [self._mailbox.prepare(terminal, "reply", item)]
         if complete is not None:
             writes.append(self._mailbox.prepare(terminal, "inquiry_complete", complete))
+            now = self._clock.seconds()
+            result = InquiryRecord(inquiry_id, terminal, now, complete)
+            writes.append(CompanionWrite(self._results.save_inquiry_job(result, now), nothing))
         return self._audit.record(
             "reply",
             {
@@ -417,7 +431,7 @@ class InquiryEngine:
             self._metrics.reply(link, reply.status, took, [r.file for r in reply.records])
         # The link ACKs only when the writes are committed. The answer that completes
         # the inquiry brings the inquiry_complete item and the saved result along in
-        # its own commit, even while other answers are still being committed: the
+        # its own job, even while other answers are still being committed: the
         # writer commits in submission order, so their items still come first and
         # their callbacks run before this one's (waiting for them instead cost every
         # inquiry a third commit in series).
@@ -431,8 +445,6 @@ class InquiryEngine:
             complete=view,
             gather=bool(pending.awaited),
         )
-        if view is not None:
-            d = all_of([d, self._save(pending, view)])
         return d.addBoth(self._committed, pending, completing, link, reply.status)
 
     def _committed(

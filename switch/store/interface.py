@@ -260,6 +260,10 @@ class Store(Protocol):
     # -- inquiry state
     def save_inquiry(self, inquiry: InquiryRecord, now: float) -> Deferred[None]: ...
 
+    def save_inquiry_job(self, inquiry: InquiryRecord, now: float) -> StoreJob:
+        """:meth:`save_inquiry` as a job for :meth:`append_audit`'s ``with_jobs``."""
+        ...
+
     def load_inquiry(self, id: str) -> Deferred[InquiryRecord | None]: ...
 
     # -- duplicate memory (DESIGN §4)

@@ -304,12 +304,19 @@ class _Writer:
         by one, the first would wake the thread and often commit alone (a reply's audit
         record and its mailbox item in two fsyncs), and every commit costs the reactor
         another wake-up. Nothing waits on a timer: the hand-over is the next turn.
-        ``gather``: the commit may wait the commit interval for what arrives meanwhile;
-        a job that does not gather makes its whole turn's commit start as soon as it can."""
+        ``gather``: the commit may wait the commit interval for what arrives meanwhile.
+        A job that does not gather (something waits for it, and nothing will join it)
+        goes to the thread at once, with the turn's jobs before it, to be committed as
+        soon as the thread can: waiting for the next turn cost it the rest of this
+        one, at 700 inquiries/s up to 4 ms (p99) before the thread even saw it."""
         d: Deferred[T] = Deferred()
         self._pending.append(_Job(fn, d))
-        self._prompt = self._prompt or not gather
-        if self._handover is None:
+        if not gather:
+            if self._handover is not None:
+                self._handover.cancel()
+            self._prompt = True
+            self._hand_over()
+        elif self._handover is None:
             self._handover = self._clock.callLater(0, self._hand_over)
         return d
 
@@ -1237,6 +1244,11 @@ class SQLiteStore:
     # -- inquiries
 
     def save_inquiry(self, inquiry: InquiryRecord, now: float) -> Deferred[None]:
+        return self.write(self.save_inquiry_job(inquiry, now))
+
+    def save_inquiry_job(
+        self, inquiry: InquiryRecord, now: float
+    ) -> Callable[[sqlite3.Connection], None]:
         state = canonical(inquiry.state)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -1248,7 +1260,7 @@ class SQLiteStore:
                 (inquiry.id, inquiry.terminal, inquiry.created, now, state),
             )
 
-        return self.write(job)
+        return job
 
     def load_inquiry(self, id: str) -> Deferred[InquiryRecord | None]:
         def query(conn: sqlite3.Connection) -> InquiryRecord | None:

@@ -192,7 +192,9 @@ def test_other_terminal_cannot_see_inquiry_and_unmatched_reply_is_audited() -> N
 
 
 class SlowAudit(MemoryAudit):
-    """Commits only when the test says so, like a group commit under load."""
+    """Commits only when the test says so, like a group commit under load: firing a
+    record's Deferred runs its companion writes first (the saved result), failing it
+    runs none of them."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -212,6 +214,13 @@ class SlowAudit(MemoryAudit):
         if event == "inquiry":
             return succeed(len(self.events))
         d: Deferred[int] = Deferred()
+
+        def commit(seq: int) -> int:
+            for write in with_writes:
+                write.committed(write.job(None))
+            return seq
+
+        d.addCallback(commit)
         self.pending.append(d)
         return d
 
@@ -284,6 +293,8 @@ def test_last_answer_brings_inquiry_complete_into_its_commit() -> None:
     assert not last.called
     audit.pending.pop().errback(AuditUnavailable("disk full"))
     assert isinstance(last.result.value, AuditUnavailable)
+    # the saved result is a companion write of that record: gone with it
+    assert Deferred.fromCoroutine(engine.result("Q1", "T")).result is None
     last.addErrback(lambda _: None)
     again = engine.on_reply("state", _hit("state", in_reply_to="Q1"))
     audit.pending.pop().callback(2)

@@ -246,6 +246,35 @@ async def test_one_prompt_write_makes_its_turn_prompt(tmp_path: Path, reactor: A
         await store.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_prompt_write_goes_to_the_writer_within_its_turn(
+    tmp_path: Path, reactor: Any
+) -> None:
+    """A write that does not gather goes to the writer thread at once, with the turn's
+    writes before it (submission order kept), not at the start of the next turn: on a
+    busy reactor the rest of a turn can take milliseconds. Writes after it in the same
+    turn go at the next turn, as usual."""
+    store = SQLiteStore(reactor, tmp_path / "p.db", commit_interval=0.3)
+    await store.start()
+    try:
+        await deferLater(reactor, 0.1, lambda: None)
+        before = store.commits
+        order: list[int] = []
+        first = store.write(lambda c: order.append(1))
+        prompt = store.write(lambda c: order.append(2), gather=False)
+        after = store.write(lambda c: order.append(3))
+        deadline = time.monotonic() + 10
+        while store.commits == before and time.monotonic() < deadline:
+            time.sleep(0.01)  # still the same turn: the reactor does not run meanwhile
+        assert store.commits == before + 1
+        assert order == [1, 2]
+        await DeferredList([first, prompt, after], fireOnOneErrback=True)
+        assert order == [1, 2, 3]
+        assert store.commits == before + 2
+    finally:
+        await store.stop()
+
+
 def _audit_entry(n: int) -> AuditAppend:
     record = canonical({"event": "test", "ts": "2026-11-29T00:00:00.000000Z", "n": n})
     index = dict.fromkeys(AUDIT_INDEX_COLUMNS)
