@@ -1,13 +1,14 @@
 """JSON text as the switch writes and reads it on its hot path.
 
-An inquiry costs about sixteen encodings (its audit records, their mailbox items, the
-saved result, the response, the log lines): with the standard library that was some 6 us
-each, with orjson about 0.5. orjson is used only where its bytes are the standard
-library's, so nothing that was hashed, stored or compared before reads differently now:
+An inquiry costs about a dozen encodings here (its audit records, their mailbox items,
+the saved result, the response): with the standard library some 6 us each, with orjson
+about 0.5. orjson is used only where its bytes are the standard library's, so nothing
+that was hashed, stored or compared before reads differently now (the log lines stay
+on ``json``: they keep ``ensure_ascii``, ASCII whatever the stream's encoding):
 
 - :func:`canonical` is DESIGN §7's ``json.dumps(value, sort_keys=True, separators=(",",
   ":"), ensure_ascii=False)``, the text the audit chain hashes. For every value without
-  floats the two agree byte for byte (``tests/test_jsontext.py`` holds them to it over
+  floats the two agree byte for byte (``tests/unit/test_jsontext.py`` holds them to it over
   generated values); the audit refuses floats, and elsewhere orjson writes a float as the
   same number, only the exponent may be spelled differently (``1e16``, not ``1e+16``).
   Whatever orjson refuses (integers beyond 64 bits, lone surrogates, non-string keys) goes
