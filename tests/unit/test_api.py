@@ -337,7 +337,16 @@ async def test_404_and_405(daemon: Daemon) -> None:
 @pytest_twisted.ensureDeferred
 async def test_400_malformed_json_and_invalid_fields(daemon: Daemon) -> None:
     """Malformed JSON, a non-object, NaN, missing or mistyped fields: 400, field named."""
-    for body in (b"{", b"[1]", b'{"terminal": NaN}', b"\xff\xfe", b"[" * 5000 + b"]" * 5000):
+    for body in (
+        b"{",
+        b"[1]",
+        b'{"terminal": NaN}',
+        b'{"terminal": -Infinity}',
+        b'{"terminal": "\\ud800"}',  # an escaped lone surrogate
+        b'{"terminal": "A"} {}',  # two documents
+        b"\xff\xfe",
+        b"[" * 5000 + b"]" * 5000,
+    ):
         status, _, data = await daemon.raw(
             b"POST /v1/sessions HTTP/1.1\r\nHost: switch\r\nConnection: close\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
