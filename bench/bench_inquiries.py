@@ -40,6 +40,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,6 +160,11 @@ class Side:
     idle_cpu_per_s: float = 0.0
     nagle: Phase | None = None  # the relay without TCP_NODELAY, as switchd dials
     threads: list[float] = field(default_factory=list)  # CPU s per thread, main first
+
+    def pct(self, rate: float, q: float) -> float:
+        """The ``q``-th percentile latency of the open-loop run at ``rate`` (NaN if none)."""
+        phase = self.open.get(rate)
+        return phase.result.pct(q) if phase is not None else math.nan
 
 
 # --------------------------------------------------------------------------- load
@@ -592,72 +598,71 @@ def report(
                 f"| {rate:g} | {i.inquiries} | {_ms(i.first_p50)} | {_ms(i.last_p50)} | "
                 f"{_ms(i.last_p99)} | {_ms(g.result.pct(50) - i.last_p50)} |"
             )
-    if nodelay.open:
-        lines += [
-            "",
-            "Control run: the same switchd with TCP_NODELAY also forced onto its link sockets "
-            "by a bench-side monkeypatch (`--nodelay-experiment`); switchd sets it itself "
-            "since the first benchmark found Nagle's delay, so the two tables should agree:",
-            "",
-            "| offered /s | gateway p50 ms | p99 ms | added p50 ms | added p99 ms |"
-            " switchd CPU us/inq | errors |",
-            "|---:|---:|---:|---:|---:|---:|---|",
-        ]
+
+    def experiment(side: Side, intro: str, header: str, row: Callable[[float, Phase], str]) -> None:
+        """One experiment's table: a row per offered rate it ran at."""
+        if not side.open:
+            return
+        columns = header.count("|") - 1
+        lines.extend(["", intro, "", header, "|---:" * (columns - 1) + "|---|"])
         for rate in args.rates:
-            g, r = nodelay.open.get(rate), relay.open.get(rate)
-            if g is None:
-                continue
-            gr, rr = g.result, (r.result if r else None)
-            lines.append(
-                f"| {rate:g} | {_ms(gr.pct(50))} | {_ms(gr.pct(99))} | "
-                f"{_ms(gr.pct(50) - rr.pct(50) if rr else math.nan)} | "
-                f"{_ms(gr.pct(99) - rr.pct(99) if rr else math.nan)} | "
-                f"{_us(g, 'switchd')} | {_errors(gr)} |"
-            )
-    if unsynced.open:
-        lines += [
-            "",
-            "Durability experiment (`--durability-experiment`): the same switchd with its store "
-            "writer at `PRAGMA synchronous = OFF` (bench-side only: no fsync at any commit, "
-            "so what it answered could be lost at a power cut). An inquiry waits for two "
-            "commits in series (its audit record before anything is sent, then its answers "
-            "before the response); this is what their fsyncs cost:",
-            "",
-            "| offered /s | p50 ms, fsync | p50 ms, none | p99 ms, fsync | p99 ms, none |"
-            " switchd CPU us/inq, none | store commits/inq, none | errors, none |",
-            "|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for rate in args.rates:
-            u, g = unsynced.open.get(rate), gateway.open.get(rate)
-            if u is None:
-                continue
-            nan = math.nan
-            lines.append(
-                f"| {rate:g} | {_ms(g.result.pct(50) if g else nan)} | {_ms(u.result.pct(50))} | "
-                f"{_ms(g.result.pct(99) if g else nan)} | {_ms(u.result.pct(99))} | "
-                f"{_us(u, 'switchd')} | {u.commits_per()} | {_errors(u.result)} |"
-            )
-    if placed.open:
-        lines += [
-            "",
-            "Placement experiment (`--placement-experiment`): the same switchd alone on one "
-            "core (all its threads), the simulators and the load generator on the other. In "
-            "the field the networks are remote and do not compete for the gateway's cores; "
-            "sharing them costs switchd cache misses and migrations on every wake-up:",
-            "",
-            "| offered /s | gateway p50 ms | p99 ms | switchd CPU us/inq | of which main thread |"
-            " store commits/inq | errors |",
-            "|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for rate in args.rates:
-            g = placed.open.get(rate)
-            if g is None:
-                continue
-            gr = g.result
-            lines.append(
-                f"| {rate:g} | {_ms(gr.pct(50))} | {_ms(gr.pct(99))} | {_us(g, 'switchd')} | "
-                f"{_us(g, 'switchd main thread')} | {g.commits_per()} | {_errors(gr)} |"
-            )
+            phase = side.open.get(rate)
+            if phase is not None:
+                lines.append(f"| {rate:g} | {row(rate, phase)} |")
+
+    def nodelay_row(rate: float, g: Phase) -> str:
+        gr = g.result
+        return (
+            f"{_ms(gr.pct(50))} | {_ms(gr.pct(99))} | {_ms(gr.pct(50) - relay.pct(rate, 50))} | "
+            f"{_ms(gr.pct(99) - relay.pct(rate, 99))} | {_us(g, 'switchd')} | {_errors(gr)}"
+        )
+
+    def unsynced_row(rate: float, u: Phase) -> str:
+        # each cell: the durable gateway's figure, then this run's
+        g50, u50 = gateway.pct(rate, 50), u.result.pct(50)
+        g99, u99, r99 = gateway.pct(rate, 99), u.result.pct(99), relay.pct(rate, 99)
+        return (
+            f"{_ms(g50)} / {_ms(u50)} | {_ms(g99)} / {_ms(u99)} | "
+            f"{_ms(g99 - r99)} / {_ms(u99 - r99)} | {_us(u, 'switchd')} | {_errors(u.result)}"
+        )
+
+    def placed_row(rate: float, g: Phase) -> str:
+        gr = g.result
+        return (
+            f"{_ms(gr.pct(50))} | {_ms(gr.pct(99))} | {_us(g, 'switchd')} | "
+            f"{_us(g, 'switchd main thread')} | {g.commits_per()} | {_errors(gr)}"
+        )
+
+    experiment(
+        nodelay,
+        "Control run: the same switchd with TCP_NODELAY also forced onto its link sockets "
+        "by a bench-side monkeypatch (`--nodelay-experiment`); switchd sets it itself "
+        "since the first benchmark found Nagle's delay, so the two tables should agree:",
+        "| offered /s | gateway p50 ms | p99 ms | added p50 ms | added p99 ms |"
+        " switchd CPU us/inq | errors |",
+        nodelay_row,
+    )
+    experiment(
+        unsynced,
+        "Durability experiment (`--durability-experiment`): the same switchd with its store "
+        "writer at `PRAGMA synchronous = OFF` (bench-side only: no fsync at any commit, "
+        "so what it answered could be lost at a power cut). An inquiry waits for two "
+        "commits in series (its audit record before anything is sent, then its answers "
+        "before the response); this is what their fsyncs cost:",
+        "| offered /s | p50 ms, fsync / none | p99 ms, fsync / none |"
+        " added p99 ms, fsync / none | switchd CPU us/inq, none | errors, none |",
+        unsynced_row,
+    )
+    experiment(
+        placed,
+        "Placement experiment (`--placement-experiment`): the same switchd alone on one "
+        "core (all its threads), the simulators and the load generator on the other. In "
+        "the field the networks are remote and do not compete for the gateway's cores; "
+        "sharing them costs switchd cache misses and migrations on every wake-up:",
+        "| offered /s | gateway p50 ms | p99 ms | switchd CPU us/inq | of which main thread |"
+        " store commits/inq | errors |",
+        placed_row,
+    )
     lines.append("")
     for side, proc in ((gateway, "switchd"), (placed, "switchd"), (relay, "relay")):
         sat = side.saturation
