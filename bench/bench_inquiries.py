@@ -923,17 +923,7 @@ def main(argv: list[str] | None = None) -> int:
             target = HttpTarget(str(gw.socket), token(gw))
             pid = gw.switchd.pid
             pids = {"switchd": pid, "switchd main thread": f"{pid}/task/{pid}"}
-            asyncio.run(
-                drive(
-                    unsynced,
-                    target,
-                    bodies_for(target),
-                    pids,
-                    args,
-                    saturation=False,
-                    commits=lambda: gw.metric("switch_audit_commit_seconds_count"),
-                )
-            )
+            asyncio.run(drive(unsynced, target, bodies_for(target), pids, args, saturation=False))
 
         cpus = sorted(os.sched_getaffinity(0))
         if args.placement_experiment and not args.skip_gateway and len(cpus) >= 2:
