@@ -11,6 +11,16 @@ SIM_CONFIG="${SIM_CONFIG:-conf/simulators.toml}"
 PY=.venv/bin
 PORTS=(7100 7101 7102 7103 7104) # simulators' control API and the four networks
 
+# Another `make run` (or switch-sim) already serving these ports would answer the
+# probes below in place of ours, and this switchd would dial the other's networks.
+for port in "${PORTS[@]}"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "run.sh: 127.0.0.1:$port is already in use: is another \`make run\` or" \
+            "switch-sim running? Stop it first." >&2
+        exit 1
+    fi
+done
+
 "$PY/switchctl" init --config "$CONFIG" || exit $?
 
 sim_pid=""
@@ -68,9 +78,11 @@ if ((!stopping)); then
     switchd_pid=$!
     wait_pid "$switchd_pid"
     switchd_rc=$?
-    if ((!stopping)); then
+    if ((!stopping)) && kill -0 "$sim_pid" 2>/dev/null; then
         echo "run.sh: switchd exited with status $switchd_rc;" \
             "the simulators keep running until you press Ctrl-C" >&2
+    elif ((!stopping)); then
+        echo "run.sh: switchd exited with status $switchd_rc" >&2
     fi
 else
     switchd_rc=0
