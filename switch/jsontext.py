@@ -10,8 +10,8 @@ on ``json``: they keep ``ensure_ascii``, ASCII whatever the stream's encoding):
   ":"), ensure_ascii=False)``, the text the audit chain hashes. For every value without
   floats the two agree byte for byte (``tests/unit/test_jsontext.py`` holds them to it over
   generated values); the audit refuses floats, and elsewhere orjson writes a float as the
-  same number (timestamps byte for byte), only very small or large ones are spelled
-  differently (``0.00001`` for ``1e-05``, ``1e16`` for ``1e+16``).
+  same number (timestamps byte for byte), only some small ones are spelled
+  differently (``0.00001`` for ``1e-05``, ``1e-7`` for ``1e-07``).
   Whatever orjson refuses (integers beyond 64 bits, lone surrogates, non-string keys) goes
   to the standard library, which decides as before.
 - :func:`compact` is the same without sorting (the API's bodies, SSE data).
