@@ -903,27 +903,22 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
 
-        if args.nodelay_experiment and not args.skip_gateway:
-            print("experiment: the same switchd with TCP_NODELAY set on its links", flush=True)
+        def instrumented(side: Side, what: str, *, nodelay: bool, sync_off: bool) -> None:
+            """The offered rates again on switchd with a bench-side instrument."""
+            print(f"experiment: the same switchd {what}", flush=True)
             gw.stop_switchd()
-            start_switchd_wrapped(gw, None, nodelay=True)
+            start_switchd_wrapped(gw, None, nodelay=nodelay, sync_off=sync_off)
             gw.links_up()
             assert gw.switchd is not None
             target = HttpTarget(str(gw.socket), token(gw))
             pid = gw.switchd.pid
             pids = {"switchd": pid, "switchd main thread": f"{pid}/task/{pid}"}
-            asyncio.run(drive(nodelay, target, bodies_for(target), pids, args, saturation=False))
+            asyncio.run(drive(side, target, bodies_for(target), pids, args, saturation=False))
 
+        if args.nodelay_experiment and not args.skip_gateway:
+            instrumented(nodelay, "with TCP_NODELAY set on its links", nodelay=True, sync_off=False)
         if args.durability_experiment and not args.skip_gateway:
-            print("experiment: the same switchd without fsync at its commits", flush=True)
-            gw.stop_switchd()
-            start_switchd_wrapped(gw, None, nodelay=False, sync_off=True)
-            gw.links_up()
-            assert gw.switchd is not None
-            target = HttpTarget(str(gw.socket), token(gw))
-            pid = gw.switchd.pid
-            pids = {"switchd": pid, "switchd main thread": f"{pid}/task/{pid}"}
-            asyncio.run(drive(unsynced, target, bodies_for(target), pids, args, saturation=False))
+            instrumented(unsynced, "without fsync at its commits", nodelay=False, sync_off=True)
 
         cpus = sorted(os.sched_getaffinity(0))
         if args.placement_experiment and not args.skip_gateway and len(cpus) >= 2:
